@@ -18,10 +18,17 @@ def gpu_cells(nb_path: Path) -> int:
     return sum(1 for c in cells if c["cell_type"] == "code" and flag.search("".join(c["source"])))
 
 
+def venv_tool(name: str) -> str:
+    "A console script of the running interpreter's environment (never one found elsewhere on PATH)."
+    p = Path(sys.executable).parent / name  # not resolved: a venv's python is a symlink to the system one
+    if not p.exists(): sys.exit(f"run_tests.py: {name} not found beside {sys.executable}; install the dev extras (pip install -e '.[dev]')")
+    return str(p)
+
+
 def run_notebooks(flags: str, path: str | None) -> tuple[int, int, int]:
     nbs = sorted(p for p in (ROOT / "nbs").rglob("*.ipynb") if not p.name.startswith("_") and ".ipynb_checkpoints" not in p.parts)
     if path: nbs = [p for p in nbs if p.match(path) or p.name == Path(path).name]
-    cmd = ["nbdev_test", "--flags", flags, "--do_print", "--timing"] + (["--path", path] if path else [])
+    cmd = [venv_tool("nbdev_test"), "--flags", flags, "--do_print", "--timing"] + (["--path", path] if path else [])
     print("$", " ".join(cmd), flush=True)
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -64,6 +71,8 @@ def main():
     ap.add_argument("pytest_args", nargs="*", help="extra arguments passed to pytest")
     a = ap.parse_args()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    # children (notebooks, pytest, their subprocesses) find this environment's tools first
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     nb = run_notebooks(a.flags, a.path)
     py = (0, 0, 0) if a.no_pytest else run_pytest(a.pytest_args)
     passed, failed, skipped = (x + y for x, y in zip(nb, py))

@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 venv="${PARETOPO_VENV:-.venv}"
 
 # The sandbox's kernel isolation needs bubblewrap; without it the isolation tests skip and say why.
+# apt-get runs with the sbin directories on PATH: dpkg needs ldconfig and start-stop-daemon, and a reduced
+# PATH (CI runs this script under `env -i PATH=/usr/bin:/bin`) does not have them.
+sys_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 if ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+    (export PATH="$sys_path" DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
       || echo "test.sh: could not install bubblewrap; sandbox isolation tests will skip" >&2
   else
     echo "test.sh: bubblewrap (bwrap) not found; sandbox isolation tests will skip" >&2
@@ -16,6 +19,9 @@ if ! command -v bwrap >/dev/null 2>&1; then
 fi
 
 python3 -m venv "$venv" || exit 1
+# Every tool the tests run comes from the venv: its bin first on PATH, for this script and every child
+# (nothing installed by hand elsewhere on the machine may be picked up).
+export PATH="$(cd "$venv" && pwd)/bin:$PATH"
 "$venv/bin/python" -m pip install -q --upgrade pip || exit 1
 # torch first and exactly: the CPU wheel on disk; an unpinned torch would pull a CUDA build.
 "$venv/bin/python" -m pip install -q -c constraints.txt "torch==2.13.0" || exit 1
