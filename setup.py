@@ -23,7 +23,7 @@ py_versions = "3.10 3.11 3.12 3.13".split()
 min_python = cfg["min_python"]
 license_spdx = licenses[cfg["license"].lower()]
 
-tools = ["bm25s>=0.3", "PyStemmer>=2.2", "math-verify>=0.9", "PyYAML>=6"]
+tools = ["bm25s>=0.3", "PyStemmer>=2.2", "math-verify>=0.9", "PyYAML>=6", "datasets>=4"]  # datasets: task data (paretopo.data)
 train = ["torch>=2.4", "transformers>=5.0", "trl>=1.15", "peft>=0.17", "accelerate>=1.10",
          "datasets>=4", "plotly>=6", "tqdm>=4.66", "PyYAML>=6"]
 extras = {
