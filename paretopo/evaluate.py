@@ -12,8 +12,8 @@ from .files import write_json_atomic, write_jsonl_atomic
 from .rollout import generate_rollouts
 
 # %% auto #0
-__all__ = ['TASKS', 'TASK_DEFAULTS', 'summarize', 'format_summary', 'evaluate', 'data_root', 'task_setup', 'load_policy',
-           'eval_parser', 'eval_main']
+__all__ = ['TASKS', 'TASK_DEFAULTS', 'summarize', 'format_summary', 'evaluate', 'task_setup', 'load_policy', 'eval_parser',
+           'eval_main']
 
 # %% ../nbs/15_evaluate.ipynb #9775a1a3
 def summarize(rows:list[dict], # per-question results (keys: correct, n_calls, n_tokens, n_tool_errors, truncated)
@@ -104,31 +104,24 @@ TASKS = ("synthetic", "math", "gsm8k", "hotpotqa")
 TASK_DEFAULTS = {"synthetic": dict(max_new_tokens=64, max_tool_calls=2), "math": dict(max_new_tokens=1024, max_tool_calls=3),
                  "gsm8k": dict(max_new_tokens=1024, max_tool_calls=3), "hotpotqa": dict(max_new_tokens=512, max_tool_calls=4)}
 
-def data_root() -> Path:
-    "`$PARETOPO_DATA`, else the shared data directory next to the repository."
-    import paretopo
-    return Path(os.environ.get("PARETOPO_DATA") or Path(paretopo.__file__).resolve().parents[2]/"shared"/"data")
-
 def task_setup(task:str, stack:ExitStack, # closes the sandbox / grader workers when the caller is done
                *, data=None, n:int|None=None, seed:int=0, synthetic_kind:str="mixed",
                isolation:str="auto", allow_unisolated:bool=False, sandbox_workers:int=2, search_k:int=3,
                passage_chars:int|None=None) -> tuple:
     "`(examples, tool)` for a task name."
     from paretopo import tasks, tools
+    from paretopo.data import task_source
     if task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if task == "synthetic":
         return tasks.synthetic_arithmetic(200 if n is None else n, kind=synthetic_kind, seed=seed), tools.CalculatorTool()
     if task in ("math", "gsm8k"):
-        path = Path(data) if data else data_root()/("math500.jsonl" if task == "math" else "gsm8k_test.jsonl")
-        if not path.exists(): raise FileNotFoundError(f"{task}: no data file at {path} (pass --data)")
-        exs = tasks.load_math_jsonl(path, limit=n, final_number=True if task == "gsm8k" else None)
+        exs = tasks.load_math_dataset(task_source(task, data), limit=n, final_number=True if task == "gsm8k" else None)
         from paretopo.sandbox import PythonSandbox
         box = stack.enter_context(PythonSandbox(n_workers=sandbox_workers, isolation=isolation, allow_unisolated=allow_unisolated))
         return exs, tools.PythonTool(box, final_number_fallback=(task == "gsm8k"))
-    path = Path(data) if data else data_root()/"hotpotqa"
-    if not (path/"questions.jsonl").exists(): raise FileNotFoundError(f"hotpotqa: no questions.jsonl in {path} (pass --data)")
-    exs = tasks.load_hotpotqa(path, limit=n)
-    return exs, tools.SearchTool(tools.BM25Retriever(tasks.hotpotqa_corpus_path(path)), k=search_k, max_passage_chars=passage_chars)
+    src = task_source(task, data)
+    exs = tasks.load_hotpotqa(src, limit=n)
+    return exs, tools.SearchTool(tools.BM25Retriever(tasks.hotpotqa_corpus_path(src)), k=search_k, max_passage_chars=passage_chars)
 
 def load_policy(model:str|None, *, backend:str="hf", seed:int=0) -> tuple:
     "`(model, tokenizer)`: a local directory through the Auto classes, or a `paretopo.models` backend."
@@ -144,7 +137,8 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="local model directory (save_pretrained); omit with --backend tiny for a fresh tiny model")
     p.add_argument("--backend", default="hf", choices=["hf", "tiny", "qlora", "unsloth"])
     p.add_argument("--task", default="synthetic", choices=TASKS)
-    p.add_argument("--data", help="task data (a jsonl file for math/gsm8k, the hotpotqa directory); default: the shared data")
+    p.add_argument("--data", help="task data: a Hugging Face dataset id (e.g. openai/gsm8k) or a local file/folder "
+                   "(jsonl/parquet; hotpotqa: a folder with questions.jsonl and corpus.jsonl); default: $PARETOPO_DATA")
     p.add_argument("--n", type=int, help="first N rows (synthetic: N questions, default 200)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); > 0: sample")

@@ -11,7 +11,11 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['ExecResult', 'sandbox_env', 'python_roots', 'bound_roots', 'bwrap_args', 'bwrap_problem', 'cgroup_pids_parent',
-           'PythonSandbox']
+           'others_cannot_read', 'PythonSandbox']
+
+# %% ../nbs/10_sandbox.ipynb #8e60ecd3
+import stat, sysconfig
+from .files import UserError
 
 # %% ../nbs/10_sandbox.ipynb #58c54e01
 @dataclass
@@ -436,6 +440,22 @@ def _shutdown(workers):
         try: w.stop()
         except OSError as e: print(f'paretopo.sandbox: could not stop a worker: {e!r}', file=sys.stderr)
 
+# %% ../nbs/10_sandbox.ipynb #fa22ac2c
+def _python_paths() -> list[str]:
+    "Directories a call's imports read: the interpreter's stdlib, its extension modules and site-packages."
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    return list(dict.fromkeys(p for k, v in sysconfig.get_paths().items() if k in names and os.path.isdir(p := v)))
+
+def others_cannot_read(paths) -> str | None:
+    "Why a user who is neither owner nor in the group cannot read one of `paths` (first problem found), or None."
+    for p in map(Path, paths):
+        p = Path(os.path.realpath(p))
+        for d in [*reversed(p.parents), p]:
+            mode, need = d.stat().st_mode, (stat.S_IROTH | stat.S_IXOTH) if d == p else stat.S_IXOTH
+            if mode & need != need:
+                return f"{d} (mode {stat.S_IMODE(mode):04o}) blocks {p}" if d != p else f"{p} has mode {stat.S_IMODE(mode):04o}"
+    return None
+
 # %% ../nbs/10_sandbox.ipynb #5733fd35
 class PythonSandbox:
     "A warm pool of isolated Python workers: `run(code)` executes `code` in a fresh process with a fresh namespace."
@@ -474,6 +494,10 @@ class PythonSandbox:
             warnings.warn(f'PythonSandbox runs WITHOUT kernel isolation ({problem}): the code can read host files and use the '
                           'network; only rlimits, a scrubbed environment and a private directory apply.', RuntimeWarning, stacklevel=2)
         cg_parent, root = cgroup_pids_parent(), os.geteuid() == 0
+        if root and not self.isolated and (bad := others_cannot_read(_python_paths())):
+            raise UserError(f"the sandbox's calls run as a private uid (root without bubblewrap), and that uid cannot read this "
+                            f"Python's modules: {bad}. Use a Python every user can read (e.g. `/usr/bin/python3 -m venv .venv`), "
+                            "install bubblewrap (apt-get install bubblewrap), or run as a non-root user.")
         if cg_parent is not None: _remove_stale_cgroups(cg_parent)
         limits = [f'cgroup pids.max={max_procs}'] if cg_parent is not None else []
         if root: limits.append(f'RLIMIT_NPROC={max_procs} (private uid)')

@@ -4,19 +4,22 @@
 
 # %% ../nbs/12_tasks.ipynb #30d7a5e4
 from __future__ import annotations
-import atexit, json, os, random, re, select, signal, string, subprocess, sys, threading, time, zlib
+import atexit, json, os, random, re, select, signal, string, subprocess, sys, threading, time, unicodedata, zlib
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .tools import calc, last_boxed, read_jsonl
+from .data import load_rows, source_kind
+from .files import UserError
 
 # %% auto #0
 __all__ = ['SYNTHETIC_KINDS', 'Example', 'easy_facts', 'easy_fact_split', 'is_hard_eval', 'synthetic_example',
-           'synthetic_arithmetic', 'grade_synthetic', 'normalize_answer', 'qa_em', 'qa_f1', 'math_answer',
-           'JsonWorkerPool', 'MathGrader', 'default_math_grader', 'torl_prompt', 'search_r1_prompt', 'load_math_jsonl',
-           'load_math_dataset', 'hotpotqa_corpus_path', 'load_hotpotqa', 'grade_many', 'grade']
+           'synthetic_arithmetic', 'grade_synthetic', 'unicode_text', 'unicode_math', 'normalize_answer', 'qa_em',
+           'qa_f1', 'math_answer', 'JsonWorkerPool', 'MathGrader', 'default_math_grader', 'torl_prompt',
+           'search_r1_prompt', 'load_math_jsonl', 'load_math_dataset', 'hotpotqa_corpus_path', 'load_hotpotqa',
+           'grade_many', 'grade']
 
 # %% ../nbs/12_tasks.ipynb #1d3695cb
 @dataclass
@@ -109,10 +112,55 @@ def grade_synthetic(pred:str|None, answer:str) -> float:
     if pred is None or re.fullmatch(r"\s*-?\d+\s*", pred) is None: return 0.0
     return float(int(pred) == int(answer))
 
+# %% ../nbs/12_tasks.ipynb #c1f2855b
+_VULGAR = {c: tuple(unicodedata.normalize("NFKC", c).split("\u2044")) for c in map(chr, [0xBC, 0xBD, 0xBE, *range(0x2150, 0x215F), 0x2189])}
+_SPACES = "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+_SPACE_RE = re.compile(f"[{_SPACES}]")
+_GROUP_SEP = re.compile(f"(?<=\\d)[{_SPACES}](?=\\d{{3}}(?!\\d))")  # a space between digit groups: 1 000 000
+_FRAC_RE = re.compile(f"(\\d*)[ {_SPACES}]?([{''.join(_VULGAR)}])")
+_MINUSES = "\u2212\u2012\ufe63\uff0d"  # minus sign, figure dash, small and full-width hyphen-minus
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}  # full-width ASCII (digits, letters, +, =, ...)
+
+def _sqrt_latex(s):
+    out, i = [], 0
+    while (j := s.find("√", i)) >= 0:
+        out.append(s[i:j]); k = j + 1
+        if k < len(s) and s[k] in "({[":
+            close, depth, m = {"(": ")", "{": "}", "[": "]"}[s[k]], 0, k
+            while m < len(s):
+                depth += s[m] == s[k]; depth -= s[m] == close
+                if depth == 0: break
+                m += 1
+            if m == len(s): out.append(s[j:]); i = len(s); break  # unbalanced: left as it is
+            out.append("\\sqrt{" + s[k + 1:m] + "}"); i = m + 1
+        else:
+            m = re.match(r"[0-9.]+|[A-Za-z]|\\[A-Za-z]+", s[k:])
+            if m is None: out.append("\\sqrt"); i = k
+            else: out.append("\\sqrt{" + m[0] + "}"); i = k + len(m[0])
+    return "".join(out) + s[i:]
+
+def unicode_text(s:str) -> str:
+    "Plain-text forms of Unicode look-alikes: spaces, minus signs, full-width characters, vulgar fractions (`1½` -> `1 1/2`)."
+    s = _GROUP_SEP.sub("", s)
+    s = _SPACE_RE.sub(" ", s).replace("\u200b", "")
+    s = s.translate(_FULLWIDTH)
+    s = re.sub(f"[{_MINUSES}]", "-", s)
+    return _FRAC_RE.sub(lambda m: (m[1] + " " if m[1] else "") + "/".join(_VULGAR[m[2]]), s)
+
+def unicode_math(s:str) -> str:
+    "LaTeX forms of Unicode maths: ° -> ^\\circ, × -> \\times, ÷ -> \\div, √x -> \\sqrt{x}, ½ -> \\frac{1}{2} (`1½` -> \\frac{3}{2}), plus `unicode_text`'s spaces, minuses and full-width characters."
+    def frac(m):
+        n, d = map(int, _VULGAR[m[2]])
+        return f"\\frac{{{int(m[1]) * d + n if m[1] else n}}}{{{d}}}"
+    s = _FRAC_RE.sub(frac, s)
+    s = unicode_text(s)
+    s = s.replace("°", "^\\circ").replace("×", "\\times ").replace("÷", "\\div ").replace("·", "\\cdot ")
+    return _sqrt_latex(s)
+
 # %% ../nbs/12_tasks.ipynb #baafb90f
 def normalize_answer(s:str) -> str:
-    "SQuAD normalisation: lower case, no punctuation, no articles, single spaces."
-    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+    "SQuAD normalisation (after `unicode_text`): lower case, no punctuation, no articles, single spaces."
+    s = "".join(ch for ch in unicode_text(s).lower() if ch not in set(string.punctuation))
     s = re.sub(r"\b(a|an|the)\b", " ", s)
     return " ".join(s.split())
 
@@ -143,6 +191,7 @@ _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 def math_answer(pred:str|None, *, final_number:bool=False) -> str | None:
     "The answer to grade in `pred`: its last \\boxed{} content, else (final_number) its last number, else `pred` itself."
     if pred is None: return None
+    pred = unicode_math(pred)  # before extraction: a Unicode minus must not lose its sign
     if re.search(r"\\(boxed|fbox)", pred): return last_boxed(pred)
     if final_number:
         nums = _NUM.findall(pred)
@@ -309,6 +358,8 @@ class MathGrader:
         "Score in {0, 1} of each answer (already extracted: see `math_answer`) against its reference."
         if len(preds) != len(golds): raise ValueError(f"preds and golds differ in length: {len(preds)} != {len(golds)}")
         out, ask = [0.0] * len(preds), []
+        preds = [None if p is None else unicode_math(str(p)) for p in preds]  # 90° -> 90^\circ, ½ -> \frac{1}{2}, ...
+        golds = [unicode_math(str(g)) for g in golds]
         for i, (p, g) in enumerate(zip(preds, golds)):
             if p is None or not str(p).strip(): self.stats["no_answer"] += 1
             elif self.string_match and _latex_key(str(p)) == _latex_key(str(g)): out[i] = 1.0; self.stats["string_match"] += 1
@@ -343,15 +394,6 @@ def default_math_grader() -> MathGrader:
         atexit.register(_DEFAULT_MATH_GRADER.close)
     return _DEFAULT_MATH_GRADER
 
-# %% ../nbs/12_tasks.ipynb #053504ce
-def _row_error(path, ln, msg): return ValueError(f"{path}:{ln}: {msg}")
-
-def _check_unique(path, pairs):
-    seen = {}
-    for ln, qid in pairs:
-        if qid in seen: raise _row_error(path, ln, f"duplicate id {qid!r} (first on line {seen[qid]})")
-        seen[qid] = ln
-
 # %% ../nbs/12_tasks.ipynb #a7b89cdd
 def torl_prompt(question:str) -> str:
     "ToRL-style math prompt: reason, optionally run ```python blocks (output comes back as ```output), box the answer."
@@ -369,70 +411,46 @@ def search_r1_prompt(question:str) -> str:
             f"Question: {question}\n")
 
 # %% ../nbs/12_tasks.ipynb #0c6f88a1
-def load_math_jsonl(path, # jsonl rows {id, problem, answer, ...}
+def _math_examples(td, *, template, final_number, source) -> list[Example]:
+    out = []
+    for r in td.rows:
+        fn = (td.spec.final_number or r["id"].startswith("gsm8k")) if final_number is None else final_number
+        extra = {k: v for k, v in r.items() if k not in ("id", "problem", "answer", "solution")}
+        out.append(Example(r["id"], template(r["problem"]) if template else r["problem"], r["answer"],
+                           {**extra, **dict(task="math", question=r["problem"], final_number=fn, source=source)}))
+    return out
+
+def load_math_jsonl(path, # local jsonl (or parquet/json) file of rows {id, problem, answer, ...}
                     *, template:Callable[[str], str] | None=torl_prompt, # prompt builder (None: the bare problem)
                     final_number:bool|None=None, # GSM8K grading (None: ids starting with 'gsm8k')
                     limit:int|None=None) -> list[Example]:
-    "Math examples from a jsonl file; ValueError naming file and line for malformed rows."
-    path, out = Path(path), []
-    rows = read_jsonl(path, required=("id", "problem", "answer"), with_lines=True)
-    for ln, r in rows:
-        if not isinstance(r["problem"], str) or not r["problem"].strip(): raise _row_error(path, ln, "'problem' must be a non-empty string")
-        if not isinstance(r["answer"], (str, int, float)) or isinstance(r["answer"], bool) or not str(r["answer"]).strip():
-            raise _row_error(path, ln, "'answer' must be a non-empty string or number")
-    _check_unique(path, [(ln, str(r["id"])) for ln, r in rows])
-    for ln, r in rows[:limit]:
-        qid = str(r["id"])
-        fn = qid.startswith("gsm8k") if final_number is None else final_number
-        extra = {k: v for k, v in r.items() if k not in ("id", "problem", "answer", "solution")}
-        out.append(Example(qid, template(r["problem"]) if template else r["problem"], str(r["answer"]).strip(),
-                           {**extra, **dict(task="math", question=r["problem"], final_number=fn, source=path.name)}))
-    return out
+    "Math examples from a local file; UserError (a ValueError) naming file and line for malformed rows."
+    if source_kind(path) != "file": raise UserError(f"{path}: not a file; load_math_jsonl reads a local jsonl/parquet/json file")
+    return _math_examples(load_rows(path, kind="math", limit=limit), template=template, final_number=final_number, source=Path(path).name)
 
 # %% ../nbs/12_tasks.ipynb #fda53622
-def load_math_dataset(name:str, # hub dataset, e.g. 'HuggingFaceH4/MATH-500' or 'openai/gsm8k'
-                      *, config:str|None=None, split:str="test", template:Callable[[str], str] | None=torl_prompt,
-                      limit:int|None=None) -> list[Example]:
-    "Math examples from a hub dataset (needs `datasets` and hub access)."
-    try: import datasets
-    except ImportError as e: raise RuntimeError("load_math_dataset needs the `datasets` package (pip install datasets)") from e
-    if config is None and name.endswith("gsm8k"): config = "main"
-    try: ds = datasets.load_dataset(name, config, split=split)
-    except Exception as e:
-        raise RuntimeError(f"could not load dataset {name!r} (config={config!r}, split={split!r}) from the hub: "
-                           f"{type(e).__name__}: {e}. Offline? Use load_math_jsonl with a local file instead.") from e
-    out = []
-    for i, r in enumerate(ds):
-        if limit is not None and i >= limit: break
-        q = r.get("problem") or r.get("question")
-        a, fn = r.get("answer"), False
-        if isinstance(a, str) and "####" in a: a, fn = a.split("####")[-1].strip().replace(",", ""), True
-        if a is None and r.get("solution"): a = last_boxed(r["solution"])
-        if not q or a is None: raise ValueError(f"{name}[{split}] row {i}: no problem/question or no answer field")
-        qid = str(r.get("unique_id") or r.get("id") or f"{name}-{split}-{i}")
-        out.append(Example(qid, template(q) if template else q, str(a), dict(task="math", question=q, final_number=fn, source=name)))
-    return out
+def load_math_dataset(name:str, # hub dataset id, e.g. 'HuggingFaceH4/MATH-500' or 'openai/gsm8k'; or a local path
+                      *, config:str|None=None, split:str|None=None, # default: the dataset's own (gsm8k: main, test)
+                      template:Callable[[str], str] | None=torl_prompt, final_number:bool|None=None,
+                      limit:int|None=None, mirror=None) -> list[Example]:
+    "Math examples from a dataset id (through `datasets.load_dataset`) or a local path; UserError when it cannot be loaded."
+    td = load_rows(name, kind="math", config=config, split=split, limit=limit, mirror=mirror)
+    return _math_examples(td, template=template, final_number=final_number, source=str(name))
 
 # %% ../nbs/12_tasks.ipynb #55368203
-def hotpotqa_corpus_path(dir) -> Path:
-    "The paragraph corpus of the closed HotpotQA set (for `BM25Retriever`)."
-    return Path(dir)/"corpus.jsonl"
+def hotpotqa_corpus_path(dir, **kw) -> Path:
+    "The paragraph corpus of a closed HotpotQA set (for `BM25Retriever`): `dir/corpus.jsonl`, or the one built for a dataset id."
+    if source_kind(dir) == "folder" and (Path(dir)/"corpus.jsonl").exists(): return Path(dir)/"corpus.jsonl"
+    return load_rows(dir, kind="qa", **kw).corpus
 
-def load_hotpotqa(dir, # directory with questions.jsonl (id, question, answers) and corpus.jsonl
-                  *, template:Callable[[str], str] | None=search_r1_prompt, limit:int|None=None) -> list[Example]:
-    "HotpotQA examples (graded by normalised EM over `meta['answers']`)."
-    path = Path(dir)/"questions.jsonl"
-    rows = read_jsonl(path, required=("id", "question", "answers"), with_lines=True)
-    for ln, r in rows:
-        a = r["answers"]
-        if not isinstance(a, list) or not a or not all(isinstance(x, str) for x in a):
-            raise _row_error(path, ln, "'answers' must be a non-empty list of strings")
-        if not isinstance(r["question"], str) or not r["question"].strip(): raise _row_error(path, ln, "'question' must be a non-empty string")
-    _check_unique(path, [(ln, str(r["id"])) for ln, r in rows])
-    return [Example(str(r["id"]), template(r["question"]) if template else r["question"], r["answers"][0],
+def load_hotpotqa(dir, # folder with questions.jsonl (id, question, answers) and corpus.jsonl, or a dataset id (hotpotqa/hotpot_qa)
+                  *, template:Callable[[str], str] | None=search_r1_prompt, limit:int|None=None, **kw) -> list[Example]:
+    "HotpotQA examples (graded by normalised EM over `meta['answers']`); `kw` go to `paretopo.data.load_rows`."
+    td = load_rows(dir, kind="qa", limit=limit, **kw)
+    return [Example(r["id"], template(r["question"]) if template else r["question"], r["answers"][0],
                     dict(task="qa", question=r["question"], answers=list(r["answers"]),
-                         **{k: r[k] for k in ("supporting_doc_ids", "context_doc_ids") if k in r}))
-            for ln, r in rows[:limit]]
+                         **{k: r[k] for k in ("supporting_doc_ids", "context_doc_ids") if r.get(k) is not None}))
+            for r in td.rows]
 
 # %% ../nbs/12_tasks.ipynb #c712f51f
 def grade_many(preds:Sequence[str | None], examples:Sequence[Example], *, math_grader:MathGrader|None=None) -> list[float]:
