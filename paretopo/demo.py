@@ -79,7 +79,7 @@ def demo(*, out_dir="paretopo_demo", # where the run, report.html and summary.js
          log:Callable=print) -> dict:
     "Warm-start, evaluate, train with ParetoPO, evaluate again; print EM/#Tool before and after; write a report."
     import torch
-    if threads: torch.set_num_threads(threads)  # generation is a chain of small ops: 1 thread is fastest (DESIGN.md)
+    if threads: torch.set_num_threads(threads)  # generation is a chain of small ops: 1 thread is fastest
     from paretopo.config import ParetoPOConfig
     from paretopo.tasks import synthetic_arithmetic
     from paretopo.tools import CalculatorTool

@@ -132,7 +132,7 @@ def patch_to(cls):
     return deco
 
 class ParetoPOTrainer(GRPOTrainer):
-    "GRPOTrainer whose advantages come from paretopo's algorithm layer (any estimator of ALGORITHM.md §5)."
+    "GRPOTrainer whose advantages come from paretopo's algorithm layer (any estimator of the design page, §5)."
     def __init__(self, *args, pareto_state=None, # a ready ParetoPOState (default: built from the config)
                  csv_log:bool=True, **kwargs):
         check_trl_seams()
