@@ -15,7 +15,7 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "docs.sh: installing ${need[*]}"
-    # sbin on PATH for dpkg (ldconfig, start-stop-daemon), which a reduced CI PATH lacks
+    # root's usual PATH for dpkg and maintainer scripts (CI runs this under a reduced PATH)
     (export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" DEBIAN_FRONTEND=noninteractive
      apt-get update -qq && apt-get install -y -qq "${need[@]}") >/dev/null 2>&1 \
       || echo "docs.sh: could not install ${need[*]}" >&2

@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 venv="${PARETOPO_VENV:-.venv}"
 
 # The sandbox's kernel isolation needs bubblewrap; without it the isolation tests skip and say why.
-# apt-get runs with the sbin directories on PATH: dpkg needs ldconfig and start-stop-daemon, and a reduced
-# PATH (CI runs this script under `env -i PATH=/usr/bin:/bin`) does not have them.
+# apt-get runs with the sbin directories on PATH: CI runs this script under `env -i PATH=/usr/bin:/bin`, and
+# dpkg and maintainer scripts expect root's usual PATH (older dpkg refuses to run without ldconfig on it).
 sys_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 if ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
