@@ -41,6 +41,8 @@ def run_notebooks(flags: str, path: str | None) -> tuple[int, int, int]:
         failed_names = {p.name for p in nbs}  # nbdev_test itself broke: count every notebook as failed
     n_failed = len(failed_names)
     n_passed = len(nbs) - n_failed
+    if "No files were eligible for testing" in proc.stdout + proc.stderr:  # nbdev ran nothing: nothing passed
+        n_passed = 0
     n_gpu = sum(gpu_cells(p) for p in nbs)
     print(f"notebooks: {n_passed} passed, {n_failed} failed, {n_gpu} gpu cells skipped ({time.time()-t0:.0f} s)", flush=True)
     return n_passed, n_failed, n_gpu
