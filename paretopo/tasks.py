@@ -432,9 +432,10 @@ def load_math_jsonl(path, # local jsonl (or parquet/json) file of rows {id, prob
 def load_math_dataset(name:str, # hub dataset id, e.g. 'HuggingFaceH4/MATH-500' or 'openai/gsm8k'; or a local path
                       *, config:str|None=None, split:str|None=None, # default: the dataset's own (gsm8k: main, test)
                       template:Callable[[str], str] | None=torl_prompt, final_number:bool|None=None,
-                      limit:int|None=None, mirror=None) -> list[Example]:
+                      limit:int|None=None, mirror=None,
+                      spec=None) -> list[Example]: # a paretopo.data.DatasetSpec for a dataset HUB_DATASETS does not know
     "Math examples from a dataset id (through `datasets.load_dataset`) or a local path; UserError when it cannot be loaded."
-    td = load_rows(name, kind="math", config=config, split=split, limit=limit, mirror=mirror)
+    td = load_rows(name, kind="math", config=config, split=split, limit=limit, mirror=mirror, spec=spec)
     return _math_examples(td, template=template, final_number=final_number, source=str(name))
 
 # %% ../nbs/12_tasks.ipynb #55368203
