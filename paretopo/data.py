@@ -133,14 +133,14 @@ def load_table(source, # local .jsonl/.json/.parquet file, local folder, or hub 
         if where == "file":
             p = Path(os.path.expanduser(str(source)))
             try: return datasets.load_dataset(_LOCAL_SUFFIXES[p.suffix], data_files=str(p), split="train", cache_dir=cache)
-            except Exception as e:  # pyarrow/datasets give no line numbers: say which file and how it failed
+            except (ValueError, OSError, datasets.exceptions.DatasetBuildError) as e:  # pyarrow (ArrowInvalid is a ValueError) or datasets: no line numbers
                 hint = "one JSON object per line, no blank lines between rows" if p.suffix == ".jsonl" else "check the file's format"
                 raise UserError(f"{p}: could not be read as {p.suffix[1:]} ({type(e).__name__}: {e}); {hint}") from e
         path, name = (Path(os.path.expanduser(str(source))), None) if where == "folder" else (None, str(source))
         if name is not None and mirror is not None and (Path(mirror)/name).is_dir(): path = Path(mirror)/name
         if path is not None:
             try: return datasets.load_dataset(str(path), config, split=split, cache_dir=cache)
-            except ValueError as e: raise UserError(f"{source}: {e} (config={config!r}, split={split!r})") from e
+            except (ValueError, datasets.exceptions.DatasetBuildError) as e: raise UserError(f"{source}: {e} (config={config!r}, split={split!r})") from e
             except FileNotFoundError as e: raise UserError(f"{source}: no data files found ({e})") from e
         offline = hub_unreachable()
         try:
