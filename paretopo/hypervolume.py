@@ -144,12 +144,17 @@ def hv_gain(X, # new points [m,k] (or one point [k])
     return float(out[0]) if single else out
 
 # %% ../nbs/02_hypervolume.ipynb #5f78049e
-_CONTRIB_CLIP_FROM = 64  # k >= 3, sets with dominated rows: from this size the clipped loop beats moocore's naive path (measured below)
+def _clip_pays(k, n, F) -> bool:
+    "k >= 3: does the clipped loop beat moocore's naive path for n rows, F of them non-dominated? (measured crossovers, see below)"
+    return F >= 512 or (k >= 5 and n >= 256) or (k >= 6 and n >= 64)
 
-def _weakly_dominated_by_other(Q) -> np.ndarray:
+def _weakly_dominated_by_other(Q, nd=None) -> np.ndarray:
     "Boolean [n]: some *other* row of Q is >= this row everywhere (dominated, or one of several equal rows)."
-    _, inv, cnt = np.unique(Q, axis=0, return_inverse=True, return_counts=True)
-    return ~is_nondominated(Q) | (cnt[inv.reshape(-1)] > 1)
+    nd = is_nondominated(Q) if nd is None else nd
+    out = ~nd; F = Q[nd]  # duplicates matter only among the non-dominated rows
+    _, inv, cnt = np.unique(F, axis=0, return_inverse=True, return_counts=True)
+    out[np.flatnonzero(nd)[cnt[inv.reshape(-1)] > 1]] = True
+    return out
 
 def _contrib_clip(Q, r, rows) -> np.ndarray:
     "Exclusive contributions [len(rows)] of Q[rows] (rows not weakly dominated; Q all strictly above r): box minus HV of the others clipped into it."
@@ -174,14 +179,18 @@ def hv_contributions(P, # points [n,k], higher is better; n may be 0
         if len(best) == 1: c[best] = Q[best[0], 0] - np.delete(Q[:, 0], best).max(initial=r[0])
     elif k == 2: c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=False)
     else:
-        wd = _weakly_dominated_by_other(Q)
-        if k == 3 and not wd.any(): c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=True)
-        elif len(Q) >= _CONTRIB_CLIP_FROM:
+        nd = is_nondominated(Q); F = int(nd.sum())
+        if (k == 3 and F == len(Q)) or _clip_pays(k, len(Q), F): wd = _weakly_dominated_by_other(Q, nd)
+        if k == 3 and F == len(Q) and not wd.any(): c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=True)
+        elif _clip_pays(k, len(Q), F):
             c = np.zeros(len(Q)); live = np.flatnonzero(~wd); c[live] = _contrib_clip(Q, r, live)
-        else:
-            c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=False); c[wd] = 0.0
-            small = np.flatnonzero(~wd & (c < 1e-6 * np.prod(Q - r, axis=1)))
-            if len(small): c[small] = _contrib_clip(Q, r, small)
+        else:  # moocore's naive path; rows it reports (nearly) 0 are settled exactly: weakly dominated -> 0, else clipped
+            c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=False); c[~nd] = 0.0
+            small = np.flatnonzero(nd & (c < 1e-6 * np.prod(Q - r, axis=1)))
+            if len(small):
+                ge = (Q[None, :, :] >= Q[small, None, :]).all(-1); ge[np.arange(len(small)), small] = False
+                weak = ge.any(1); c[small[weak]] = 0.0
+                if (~weak).any(): c[small[~weak]] = _contrib_clip(Q, r, small[~weak])
     out[ok] = c
     return out
 
