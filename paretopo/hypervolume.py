@@ -195,14 +195,30 @@ def hv_contributions(P, # points [n,k], higher is better; n may be 0
     return out
 
 # %% ../nbs/02_hypervolume.ipynb #24b6a589
+class _Rows:
+    "One question's distinct raw rows (a growing array) and its front under the last score seen."
+    def __init__(self, d):
+        self.buf, self.n, self.seen = np.empty((8, d)), 0, set()
+        self.R, self.front, self.hv = None, np.zeros(0, dtype=np.int64), None  # scores of rows[:len(R)], front indices, cached HV
+
+    def add(self, a: np.ndarray) -> None:
+        new = [row for row in map(tuple, a.tolist()) if row not in self.seen and not self.seen.add(row)]
+        if not new: return
+        if self.n + len(new) > len(self.buf):  # amortised doubling: O(1) per row
+            buf = np.empty((max(2 * len(self.buf), self.n + len(new)), self.buf.shape[1])); buf[:self.n] = self.buf[:self.n]; self.buf = buf
+        self.buf[self.n:self.n + len(new)] = new; self.n += len(new)
+
+    def rows(self) -> np.ndarray:
+        v = self.buf[:self.n]; v.flags.writeable = False  # a score callable cannot alter the stored rows
+        return v
+
 class ParetoArchive:
     "Per-question Pareto archives of raw measurement rows, scored at read time (higher is better)."
     def __init__(self, *, ref=None): # reference point [k] for HV, default zeros(k)
         self.ref = None if ref is None else [float(v) for v in np.asarray(ref, dtype=float).reshape(-1)]
         if self.ref is not None and not np.isfinite(self.ref).all(): raise ValueError(f"ref must be finite, got {self.ref}")
-        self._rows: dict[str, list[tuple]] = {}   # str(qid) -> distinct raw rows, insertion order
-        self._seen: dict[str, set] = {}
-        self._d = None                             # raw row width, fixed by the first insert
+        self._q: dict[str, _Rows] = {}   # str(qid) -> its distinct raw rows (insertion order) and cached front
+        self._d = None                   # raw row width, fixed by the first insert
 
     def _raw(self, raw) -> np.ndarray:
         a = np.asarray(raw, dtype=float)
@@ -219,59 +235,81 @@ class ParetoArchive:
         if np.isnan(R).any(): raise ValueError("score returned NaN for a non-NaN raw row")
         return R
 
+    def _sync(self, q: _Rows, score: Callable) -> np.ndarray:
+        "Score every stored row; keep the front if the old rows' scores did not change (merge the new rows only), else rebuild it."
+        R = self._score(q.rows(), score); m = 0 if q.R is None else len(q.R)
+        if m and R.shape[1] == q.R.shape[1] and np.array_equal(R[:m], q.R):
+            if m < q.n:  # rows dominated before stay dominated (by a front member): only front + new rows compete
+                new = np.arange(m, q.n)
+                if q.hv is not None:  # HV(front + new) = HV(front) + the new rows' gains, added one at a time
+                    P = R[q.front]
+                    for j in new: q.hv += hv_gain(R[j], P, ref=self._ref(R.shape[1])); P = np.vstack([P, R[j]])
+                cand = np.concatenate([q.front, new])
+                q.front = cand[is_nondominated(R[cand])]
+        else:  # first read, or the score changed (N_opt dropped): every row is back in the computation
+            q.front = np.flatnonzero(is_nondominated(R)) if q.n else np.zeros(0, dtype=np.int64); q.hv = None
+        q.R = R
+        return R
+
     def _ref(self, k): return np.zeros(k) if self.ref is None else np.asarray(self.ref)
 
     def raw(self, qid) -> np.ndarray:
-        "The distinct raw rows stored for `qid` [j,d] (insertion order)."
-        rows = self._rows.get(str(qid), [])
-        return np.array(rows, dtype=float).reshape(len(rows), self._d or 0)
+        "The distinct raw rows stored for `qid` [j,d] (insertion order; a copy)."
+        q = self._q.get(str(qid))
+        return q.buf[:q.n].copy() if q else np.zeros((0, self._d or 0))
+
+    def _members(self, qid, score: Callable, k=None) -> np.ndarray:
+        q = self._q.get(str(qid))
+        if not q or not q.n: return np.zeros((0, k if k is not None else len(self.ref) if self.ref is not None else 0))
+        R = self._sync(q, score)
+        return R[q.front]
 
     def points(self, qid, score: Callable) -> np.ndarray:
         "Non-dominated objective vectors of `qid` under the current `score` [j,k] (each vector once)."
-        rows = self._rows.get(str(qid))
-        if not rows: return np.zeros((0, len(self.ref) if self.ref is not None else 0))
-        R = self._score(self.raw(qid), score)
-        return np.unique(R[is_nondominated(R)], axis=0)
+        P = self._members(qid, score)
+        return np.unique(P, axis=0) if len(P) else P
 
     def hv(self, qid, score: Callable) -> float:
         "Hypervolume of `qid`'s archive under the current `score`."
-        P = self.points(qid, score)
-        return hypervolume(P, ref=self._ref(P.shape[1])) if len(P) else 0.0
+        P = self._members(qid, score)
+        if not len(P): return 0.0
+        q = self._q[str(qid)]
+        if q.hv is None: q.hv = hypervolume(P, ref=self._ref(P.shape[1]))
+        return q.hv
 
     def gain(self, qid, raw, score: Callable) -> np.ndarray:
         "ΔHV [m] of each raw row alone against `qid`'s archive as it is now (call before `insert`)."
         a = self._raw(raw); R = self._score(a, score)
-        P = self.points(qid, score)
-        if len(P) == 0: P = np.zeros((0, R.shape[1]))
-        return hv_gain(R, P, ref=self._ref(R.shape[1]))
+        return hv_gain(R, self._members(qid, score, R.shape[1]), ref=self._ref(R.shape[1]))
 
     def insert(self, qid, raw, score: Callable) -> None:
         "Add the raw rows of a group to `qid`'s archive (rows already present are kept once)."
         a = self._raw(raw); self._score(a, score)  # refuse rows the current score cannot map
         if self._d is None: self._d = a.shape[1]
-        q = str(qid); rows = self._rows.setdefault(q, []); seen = self._seen.setdefault(q, set())
-        for row in map(tuple, a.tolist()):
-            if row not in seen: seen.add(row); rows.append(row)
+        self._q.setdefault(str(qid), _Rows(self._d)).add(a)
 
     def update(self, qid, raw, score: Callable) -> np.ndarray:
         "`gain` of the group against the archive before it, then `insert` the group; returns the gains."
         d = self.gain(qid, raw, score); self.insert(qid, raw, score)
         return d
 
-    def questions(self) -> list[str]: return list(self._rows)
-    def __len__(self): return len(self._rows)
-    def __contains__(self, qid): return str(qid) in self._rows
-    def __repr__(self): return f"ParetoArchive({len(self)} questions, {sum(map(len, self._rows.values()))} raw rows)"
+    def questions(self) -> list[str]: return list(self._q)
+    def __len__(self): return len(self._q)
+    def __contains__(self, qid): return str(qid) in self._q
+    def __repr__(self): return f"ParetoArchive({len(self)} questions, {sum(q.n for q in self._q.values())} raw rows)"
 
     def state_dict(self) -> dict:
         "JSON-serialisable state (plain lists and floats)."
         return {"ref": None if self.ref is None else list(self.ref), "d": self._d,
-                "rows": {q: [list(r) for r in rows] for q, rows in self._rows.items()}}
+                "rows": {k: q.buf[:q.n].tolist() for k, q in self._q.items()}}
 
     def load_state_dict(self, d: dict) -> "ParetoArchive":
         "Restore the state written by `state_dict`."
         self.ref = None if d["ref"] is None else [float(v) for v in d["ref"]]
         self._d = None if d["d"] is None else int(d["d"])
-        self._rows = {str(q): [tuple(float(v) for v in r) for r in rows] for q, rows in d["rows"].items()}
-        self._seen = {q: set(rows) for q, rows in self._rows.items()}
+        self._q = {}
+        for k, rows in d["rows"].items():
+            self._q[str(k)] = q = _Rows(self._d or 0)
+            if rows: q.add(np.asarray(rows, dtype=float).reshape(len(rows), self._d))
         return self
+
