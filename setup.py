@@ -1,7 +1,7 @@
 """Packaging for paretopo. Metadata lives in settings.ini (nbdev 2); extras are declared here.
 
 Layers and their extras:
-  (none)    the algorithm layer: numpy only
+  (none)    the algorithm layer: numpy and moocore (C kernels for ranks and hypervolumes)
   tools     tool environments: retriever (bm25s) and math grading (math-verify)
   train     the system layer on CPU or GPU: torch, transformers, TRL, peft, accelerate
   qlora     4-bit NF4 + LoRA through bitsandbytes (runs on CPU too)

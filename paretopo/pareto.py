@@ -7,6 +7,7 @@ __all__ = ['dominates', 'dominance_matrix', 'pareto_ranks', 'is_nondominated', '
 
 # %% ../nbs/01_pareto.ipynb #6219e4dd
 from bisect import bisect_left, bisect_right
+import moocore
 import numpy as np
 
 # %% ../nbs/01_pareto.ipynb #b1bfcd5b
@@ -118,19 +119,30 @@ def _ranks_kd(R: np.ndarray) -> np.ndarray:
 
 _CHAINS_N = (32, 128)  # k = 3 group sizes that use `_ranks_chains` (measured crossovers, see below)
 
-def pareto_ranks(R) -> np.ndarray:
-    "Pareto rank of each row of `R` [n,k]: 1 = non-dominated front, 2 = next front, ...; equal rows share a rank."
-    R = _as_R(R)
+def _ranks_numpy(R: np.ndarray) -> np.ndarray:
+    "The numpy/Python kernels above, by k (the readable definition; the oracle of `pareto_ranks`)."
     if R.shape[1] == 1: return _ranks_1d(R[:, 0])
     if R.shape[1] == 2: return _ranks_2d(R)
     if R.shape[1] == 3: return _ranks_chains(R) if _CHAINS_N[0] <= len(R) <= _CHAINS_N[1] else _ranks_3d(R)
     return _ranks_kd(R)
 
+def _for_moocore(R: np.ndarray) -> np.ndarray:
+    "-R for moocore, which minimises; infinite values become per-column dense ranks (moocore 0.3.2's 3-D code crashes on -inf)."
+    if not np.isfinite(R).all():  # ranks and dominance depend only on the order within each column
+        R = np.stack([np.unique(c, return_inverse=True)[1].reshape(-1) for c in R.T], axis=1).astype(float)
+    return -R
+
+def pareto_ranks(R) -> np.ndarray:
+    "Pareto rank of each row of `R` [n,k]: 1 = non-dominated front, 2 = next front, ...; equal rows share a rank."
+    R = _as_R(R)
+    if R.shape[1] == 1: return _ranks_1d(R[:, 0])
+    return moocore.pareto_rank(_for_moocore(R)).astype(np.int64) + 1  # moocore counts from 0
+
 def is_nondominated(R) -> np.ndarray:
     "Boolean [n]: True where no row of `R` dominates this row (equal rows are all kept)."
     R = _as_R(R)
-    if R.shape[1] <= 3: return pareto_ranks(R) == 1
-    return ~_dominance(R).any(axis=0)
+    if R.shape[1] == 1: return R[:, 0] == R[:, 0].max()
+    return moocore.is_nondominated(_for_moocore(R), keep_weakly=True)
 
 def n_fronts(R) -> int:
     "Number of Pareto fronts (distinct ranks) in `R`."
