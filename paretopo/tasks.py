@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .files import UserError
 from .tools import calc, last_boxed, read_jsonl
 
 # %% auto #0
@@ -344,7 +345,7 @@ def default_math_grader() -> MathGrader:
     return _DEFAULT_MATH_GRADER
 
 # %% ../nbs/12_tasks.ipynb #053504ce
-def _row_error(path, ln, msg): return ValueError(f"{path}:{ln}: {msg}")
+def _row_error(path, ln, msg): return UserError(f"{path}:{ln}: {msg}; fix that row of the data file")
 
 def _check_unique(path, pairs):
     seen = {}
