@@ -288,16 +288,17 @@ def run_recipe(recipe:dict, *, output_dir:str|None=None, progress:bool=True, max
     exs, tool, close = recipe_task_and_tool(recipe, cfg)  # data problems surface before the model loads
     try:
         m = dict(recipe.get("model") or {}); path = m.pop("name_or_path", None)
-        if recipe.get("warmstart"):
+        if recipe.get("warmstart") is not None:  # the section, even empty, means a warm-started tiny model
             from paretopo.warmstart import warm_started_model
-            model, tok, _ = warm_started_model(**recipe["warmstart"])
+            model, tok, _ = warm_started_model(**(recipe["warmstart"] or {}))
         else: model, tok = load_model(_resolve(base, path) if path else None, **m)
         if overwrite: clear_run(cfg.output_dir)
         stop = interrupt_callback() if interruptible else None
         tr = train_policy(model, tok, exs, tool, cfg, progress=progress, resume_from_checkpoint=ckpt, callbacks=[stop] if stop else None)
     finally: close()
     last = next((h for h in reversed(tr.state.log_history) if "loss" in h), {})
-    out = dict(output_dir=cfg.output_dir, step=tr.pareto_state.step, stage=tr.pareto_state.stage, global_step=tr.state.global_step,
+    st = tr.paretopo_state()
+    out = dict(output_dir=cfg.output_dir, step=st.step, stage=st.stage, global_step=tr.state.global_step,
                resumed_from=ckpt, last_log=last)
     if stop is not None and stop.interrupted and tr.state.global_step < tr.state.max_steps:
         out.update(interrupted=True, checkpoint=str(Path(cfg.output_dir) / f"checkpoint-{tr.state.global_step}"))
