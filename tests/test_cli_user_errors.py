@@ -188,7 +188,7 @@ def test_eval_user_errors(tmp_path, capsys):
 
 
 def test_bugs_keep_their_traceback(tmp_path):
-    "Not every exception is the user's: a bug (here, a non-numeric --n reaching argparse is the user's; a broken import is ours)."
+    "An exception that is not a UserError is a bug in paretopo: it keeps its traceback and exit status 1."
     res = subprocess.run([sys.executable, "-c", "import sys; from paretopo.cli import main; import paretopo.cli as c; "
                           "c._lazy = lambda m, f: (lambda argv: 1 / 0); sys.exit(main(['train', 'x.yaml']))"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
