@@ -4,11 +4,13 @@
 
 # %% ../nbs/30_cli.ipynb #01596390
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys
 import numpy as np
+from .files import UserError
 
 # %% auto #0
-__all__ = ['EXAMPLE_CORRECT', 'EXAMPLE_N_CALLS', 'worked_example', 'main']
+__all__ = ['EXAMPLE_CORRECT', 'EXAMPLE_N_CALLS', 'EXTRA_OF', 'RESUME_HINT', 'worked_example', 'missing_extra', 'debug_requested',
+           'error_line', 'main']
 
 # %% ../nbs/30_cli.ipynb #5eb308b9
 EXAMPLE_CORRECT = (1, 1, 0, 1, 0, 1, 1, 0)   # eight rollouts of one question
@@ -50,12 +52,28 @@ def worked_example(correct=EXAMPLE_CORRECT, n_calls=EXAMPLE_N_CALLS, *, weights=
 
 # %% ../nbs/30_cli.ipynb #d47fff0c
 def _lazy(module: str, func: str):
-    "Import `func` from `paretopo.<module>` only when its subcommand runs, with a clear error if extras are missing."
+    "Import `func` from `paretopo.<module>` only when its subcommand runs (a missing extra is reported by `main`)."
     import importlib
-    try: mod = importlib.import_module(f"paretopo.{module}")
-    except ImportError as e:
-        raise SystemExit(f"paretopo: this command needs the training extras ({e}). Install with: pip install -e '.[train]'") from e
-    return getattr(mod, func)
+    return getattr(importlib.import_module(f"paretopo.{module}"), func)
+
+# %% ../nbs/30_cli.ipynb #391cc0c5
+EXTRA_OF = {"torch": "train", "transformers": "train", "trl": "train", "peft": "train", "accelerate": "train", "datasets": "train",
+            "plotly": "train", "tqdm": "train", "yaml": "train", "bm25s": "tools", "Stemmer": "tools", "math_verify": "tools",
+            "bitsandbytes": "qlora", "unsloth": "unsloth"}
+RESUME_HINT = {"train": "rerun with --resume to continue from the last checkpoint",
+               "eval": "rerun the same command with --resume to keep the questions already graded"}
+
+def missing_extra(e:ImportError) -> str|None:
+    "The extra that provides the package `e` could not import (None: not a dependency of ours, so a bug)."
+    return EXTRA_OF.get((getattr(e, "name", None) or "").split(".")[0])
+
+def debug_requested(argv:list[str]) -> bool:
+    "`--debug` on the command line or PARETOPO_DEBUG=1: show tracebacks of user errors too."
+    return "--debug" in argv or os.environ.get("PARETOPO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+def error_line(cmd:str, msg) -> str:
+    "`paretopo <cmd>: error: <msg>` on one line."
+    return f"paretopo {cmd}: error: {' '.join(str(msg).split())}"
 
 # %% ../nbs/30_cli.ipynb #5e67c671
 def main(argv: list[str] | None = None) -> int:
@@ -75,4 +93,18 @@ def main(argv: list[str] | None = None) -> int:
         print(worked_example()); return 0
     target = {"demo": ("demo", "demo_main"), "train": ("demo", "train_main"), "eval": ("evaluate", "eval_main"),
               "repro": ("repro", "repro_main")}[args.cmd]
-    return int(_lazy(*target)(rest) or 0)
+    debug = debug_requested(rest)
+    rest = [x for x in rest if x != "--debug"]
+    try: return int(_lazy(*target)(rest) or 0)
+    except UserError as e:
+        if debug: raise
+        print(error_line(args.cmd, e), file=sys.stderr); return 2
+    except ImportError as e:
+        extra = missing_extra(e)
+        if debug or extra is None: raise
+        print(error_line(args.cmd, f"this command needs the {e.name.split('.')[0]} package, which is not installed; "
+                                   f'install it with: pip install "paretopo[{extra}]"'), file=sys.stderr); return 2
+    except KeyboardInterrupt:
+        if debug: raise
+        print(f"paretopo {args.cmd}: interrupted; {RESUME_HINT.get(args.cmd, 'files written so far are complete')}", file=sys.stderr)
+        return 130

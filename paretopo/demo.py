@@ -11,7 +11,8 @@ from .files import write_json_atomic
 
 # %% auto #0
 __all__ = ['make_example_reward', 'train_policy', 'demo', 'quiet_libraries', 'demo_main', 'load_recipe', 'recipe_task_and_tool',
-           'run_recipe', 'train_main']
+           'checkpoints', 'resume_checkpoint', 'clear_run', 'interrupt_callback', 'run_recipe', 'train_parser',
+           'train_main']
 
 # %% ../nbs/23_demo.ipynb #b525e5df
 def make_example_reward(examples, # the training examples (paretopo.tasks.Example), ids unique
@@ -44,7 +45,9 @@ def _quiet_progress():
     return QuietProgress
 
 def train_policy(model, tokenizer, examples, tool, config, # a ParetoPOConfig
-                 *, grade:Callable|None=None, progress:bool=True, pareto_state=None, rollout_kwargs:dict|None=None):
+                 *, grade:Callable|None=None, progress:bool=True, pareto_state=None, rollout_kwargs:dict|None=None,
+                 resume_from_checkpoint:str|None=None, # a checkpoint directory to continue from (see `resume_checkpoint`)
+                 callbacks:list|None=None): # more TrainerCallbacks (e.g. `interrupt_callback()`)
     "Train `model` in place with ParetoPOTrainer on `examples` using `tool`; return the trainer."
     from transformers import PrinterCallback, ProgressCallback
     from paretopo.rollout import make_rollout_func
@@ -56,7 +59,8 @@ def train_policy(model, tokenizer, examples, tool, config, # a ParetoPOConfig
                          rollout_func=make_rollout_func(tool, max_tool_calls=config.max_tool_calls, **(rollout_kwargs or {})))
     tr.remove_callback(PrinterCallback); tr.remove_callback(ProgressCallback)
     if progress: tr.add_callback(_quiet_progress())
-    tr.train()
+    for cb in callbacks or []: tr.add_callback(cb)
+    tr.train(resume_from_checkpoint=resume_from_checkpoint)
     return tr
 
 # %% ../nbs/23_demo.ipynb #dc8db6d8
@@ -154,19 +158,20 @@ def demo_main(argv:list[str]|None=None) -> int:
 
 # %% ../nbs/23_demo.ipynb #a8c501ad
 def load_recipe(path) -> dict:
-    "A recipe dict from YAML, with `base_dir` set to the recipe's directory."
-    import yaml
-    path = Path(path)
-    with open(path) as f: r = yaml.safe_load(f)
-    if not isinstance(r, dict): raise ValueError(f"{path}: a recipe is a YAML mapping")
-    unknown = set(r) - {"model", "task", "tool", "config", "warmstart", "description"}
-    if unknown: raise ValueError(f"{path}: unknown recipe sections {sorted(unknown)}")
-    for sec in ("model", "task", "config"):
-        if sec not in r: raise ValueError(f"{path}: recipe needs a `{sec}` section")
-    r["base_dir"] = str(path.resolve().parent)
+    "A recipe dict from YAML, with `base_dir` (the recipe's directory) and `path` set; UserError for a missing file or bad YAML."
+    from paretopo.recipe import read_recipe
+    r = read_recipe(path)
+    r["base_dir"], r["path"] = str(Path(path).resolve().parent), str(path)
     return r
 
-def _resolve(base, p): return None if p is None else str(Path(base, os.path.expandvars(str(p))))
+def _resolve(base, p):
+    "A path-like `p` relative to the recipe directory `base`; a hub id (or None) unchanged."
+    from paretopo.recipe import resolve_name
+    return None if p is None else resolve_name(base, p)
+
+def _resolve_path(base, p):
+    from paretopo.recipe import resolve_path
+    return None if p is None else resolve_path(base, p)
 
 def recipe_task_and_tool(recipe:dict, cfg=None # a ParetoPOConfig: its sandbox_* fields are the sandbox defaults
                         ):
@@ -175,48 +180,155 @@ def recipe_task_and_tool(recipe:dict, cfg=None # a ParetoPOConfig: its sandbox_*
     name = t.pop("name")
     from paretopo import tasks, tools
     if name == "synthetic":
-        return tasks.synthetic_arithmetic(**t), tools.CalculatorTool(**tool_opts), (lambda: None)
+        from paretopo.files import UserError
+        try: exs = tasks.synthetic_arithmetic(**t)
+        except ValueError as e: raise UserError(f"task: {e}; fix the value in the recipe's task section") from e
+        return exs, tools.CalculatorTool(**tool_opts), (lambda: None)
     if name == "math":
-        exs = tasks.load_math_jsonl(_resolve(base, t.pop("path")), **t)
+        exs = tasks.load_math_jsonl(_resolve_path(base, t.pop("path")), **t)
         from paretopo.sandbox import PythonSandbox
         sb_kw = {} if cfg is None else dict(n_workers=cfg.sandbox_workers, timeout=cfg.sandbox_timeout, memory_mb=cfg.sandbox_memory_mb,
                                              isolation=cfg.sandbox_isolation, allow_unisolated=cfg.sandbox_allow_unisolated)
         sb = PythonSandbox(**{**sb_kw, **tool_opts})
         return exs, tools.PythonTool(sb), sb.close
     if name == "qa":
-        d = _resolve(base, t.pop("dir"))
+        d = _resolve_path(base, t.pop("dir"))
         exs = tasks.load_hotpotqa(d, **t)
         k = tool_opts.pop("k", 3)
         return exs, tools.SearchTool(tools.BM25Retriever(str(tasks.hotpotqa_corpus_path(d)), **tool_opts), k=k), (lambda: None)
     raise ValueError(f"task name {name!r}: must be synthetic, math or qa")
 
-def run_recipe(recipe:dict, *, output_dir:str|None=None, progress:bool=True, max_steps:int|None=None) -> dict:
-    "Train as a recipe says; returns a summary (final log record, ParetoPO state step/stage, output dir)."
+
+# %% ../nbs/23_demo.ipynb #373df262
+def checkpoints(output_dir) -> list[Path]:
+    "The `checkpoint-N` directories of a run, oldest (smallest N) first."
+    d = Path(output_dir)
+    if not d.is_dir(): return []
+    return sorted((p for p in d.iterdir() if p.is_dir() and p.name.startswith("checkpoint-") and p.name[11:].isdigit()),
+                  key=lambda p: int(p.name[11:]))
+
+def resume_checkpoint(output_dir, resume:bool|str|None=None, # True: the newest checkpoint; a path: that checkpoint
+                      *, overwrite:bool=False) -> str|None:
+    "The checkpoint a run starts from (None: a fresh start); UserError when the request and the directory disagree."
+    from paretopo.files import UserError
+    cks = checkpoints(output_dir)
+    if resume and overwrite: raise UserError("--resume and --overwrite contradict each other; pass one of them")
+    if not resume:
+        if cks and not overwrite:
+            more = f" and {len(cks) - 1} more" if len(cks) > 1 else ""
+            raise UserError(f"{output_dir} already holds checkpoints ({cks[-1].name}{more}); pass --resume to continue that run, "
+                            "or --overwrite to start over (deletes them)")
+        return None
+    if resume is True:
+        good = [c for c in cks if (c / "trainer_state.json").is_file()]
+        if not good: raise UserError(f"--resume: no checkpoint in {output_dir}; run without --resume to start training")
+        return str(good[-1])
+    p = Path(resume)
+    if not (p / "trainer_state.json").is_file():
+        raise UserError(f"--resume {p}: not a checkpoint directory (no trainer_state.json); give a checkpoint-N directory, "
+                        "or --resume alone for the newest one in the output directory")
+    if not (p / "paretopo_state.json").is_file():
+        raise UserError(f"--resume {p}: no paretopo_state.json (not a ParetoPO checkpoint); resume from a paretopo run's checkpoint")
+    return str(p)
+
+def clear_run(output_dir):
+    "Remove a run's checkpoints and log (what `--overwrite` replaces); other files stay."
+    import shutil
+    for c in checkpoints(output_dir): shutil.rmtree(c)
+    Path(output_dir, "paretopo_log.csv").unlink(missing_ok=True)
+
+# %% ../nbs/23_demo.ipynb #add206d7
+def interrupt_callback():
+    "A TrainerCallback: first SIGINT = finish the step, save a checkpoint, stop (`.interrupted` is then True); second = stop now."
+    import signal, threading
+    from transformers import TrainerCallback
+    class StopOnInterrupt(TrainerCallback):
+        def __init__(self): self.interrupted, self._old = False, None
+        def _on_sigint(self, signum, frame):
+            self.interrupted = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # the second Ctrl-C raises KeyboardInterrupt at once
+            print("paretopo: Ctrl-C: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        def on_train_begin(self, args, state, control, **kwargs):
+            if threading.current_thread() is threading.main_thread(): self._old = signal.signal(signal.SIGINT, self._on_sigint)
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.interrupted: control.should_save, control.should_training_stop = True, True
+        def on_train_end(self, args, state, control, **kwargs):
+            if self._old is not None: signal.signal(signal.SIGINT, self._old); self._old = None
+    return StopOnInterrupt()
+
+# %% ../nbs/23_demo.ipynb #dc4d04d3
+def _recipe_resume(in_recipe, cli, base):
+    "One resume request from the recipe's `resume_from_checkpoint` and the command line's `--resume`."
+    from paretopo.files import UserError
+    if in_recipe is None or in_recipe is False: return cli
+    rec = True if in_recipe is True else _resolve_path(base, in_recipe)
+    if cli is None or cli is False or cli == rec or (cli is not True and rec is not True and Path(cli).resolve() == Path(rec).resolve()):
+        return rec
+    raise UserError(f"config.resume_from_checkpoint={in_recipe!r} and --resume {cli if cli is not True else ''} disagree; "
+                    "keep one of them")
+
+def run_recipe(recipe:dict, *, output_dir:str|None=None, progress:bool=True, max_steps:int|None=None,
+               resume:bool|str|None=None, # True: the newest checkpoint in output_dir; a path: that checkpoint
+               overwrite:bool=False, # start over in a directory that holds checkpoints (removes them)
+               interruptible:bool=False, # Ctrl-C finishes the step, saves a checkpoint and stops
+              ) -> dict:
+    "Train as a recipe says; returns a summary (final log record, ParetoPO state step/stage, output dir, interrupted?)."
     from paretopo.config import config_from_dict
     from paretopo.models import load_model
+    from paretopo.recipe import check_recipe
+    base = recipe["base_dir"]
+    check_recipe({k: v for k, v in recipe.items() if k not in ("base_dir", "path")}, base_dir=base, path=recipe.get("path"))
     cfgd = dict(recipe["config"])
     if output_dir is not None: cfgd["output_dir"] = output_dir
     if max_steps is not None: cfgd["max_steps"] = max_steps
-    cfgd["output_dir"] = _resolve(recipe["base_dir"], cfgd.get("output_dir", "runs/paretopo"))
+    cfgd["output_dir"] = _resolve_path(base, cfgd.get("output_dir", "runs/paretopo"))
+    ckpt = resume_checkpoint(cfgd["output_dir"], _recipe_resume(cfgd.pop("resume_from_checkpoint", None), resume, base),
+                             overwrite=overwrite)
     cfg = config_from_dict(cfgd)
-    m = dict(recipe["model"]); path = m.pop("name_or_path", None)
-    if recipe.get("warmstart"):
-        from paretopo.warmstart import warm_started_model
-        model, tok, _ = warm_started_model(**recipe["warmstart"])
-    else: model, tok = load_model(_resolve(recipe["base_dir"], path) if path else None, **m)
-    exs, tool, close = recipe_task_and_tool(recipe, cfg)
-    try: tr = train_policy(model, tok, exs, tool, cfg, progress=progress)
+    exs, tool, close = recipe_task_and_tool(recipe, cfg)  # data problems surface before the model loads
+    try:
+        m = dict(recipe.get("model") or {}); path = m.pop("name_or_path", None)
+        if recipe.get("warmstart") is not None:  # the section, even empty, means a warm-started tiny model
+            from paretopo.warmstart import warm_started_model
+            model, tok, _ = warm_started_model(**(recipe["warmstart"] or {}))
+        else: model, tok = load_model(_resolve(base, path) if path else None, **m)
+        if overwrite: clear_run(cfg.output_dir)
+        stop = interrupt_callback() if interruptible else None
+        tr = train_policy(model, tok, exs, tool, cfg, progress=progress, resume_from_checkpoint=ckpt, callbacks=[stop] if stop else None)
     finally: close()
     last = next((h for h in reversed(tr.state.log_history) if "loss" in h), {})
-    return dict(output_dir=cfg.output_dir, step=tr.pareto_state.step, stage=tr.pareto_state.stage, last_log=last)
+    st = tr.paretopo_state()
+    out = dict(output_dir=cfg.output_dir, step=st.step, stage=st.stage, global_step=tr.state.global_step,
+               resumed_from=ckpt, last_log=last)
+    if stop is not None and stop.interrupted and tr.state.global_step < tr.state.max_steps:
+        out.update(interrupted=True, checkpoint=str(Path(cfg.output_dir) / f"checkpoint-{tr.state.global_step}"))
+    return out
+
+def train_parser() -> argparse.ArgumentParser:
+    "Arguments of `paretopo train`."
+    p = argparse.ArgumentParser(prog="paretopo train", description="Train from a recipe (YAML).")
+    p.add_argument("recipe", help="the recipe file (see recipes/*.yaml)")
+    p.add_argument("--output-dir", default=None, help="run directory (default: the recipe's config.output_dir)")
+    p.add_argument("--max-steps", type=int, default=None, help="override config.max_steps")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
+                   help="continue from the newest checkpoint in the run directory, or from CHECKPOINT")
+    p.add_argument("--overwrite", action="store_true", help="start over in a run directory that holds checkpoints (removes them)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of errors (also PARETOPO_DEBUG=1)")
+    return p
 
 def train_main(argv:list[str]|None=None) -> int:
-    "`paretopo train RECIPE.yaml [--output-dir DIR] [--max-steps N]`."
-    p = argparse.ArgumentParser(prog="paretopo train", description="Train from a recipe (YAML).")
-    p.add_argument("recipe"); p.add_argument("--output-dir", default=None); p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args([] if argv is None else list(argv))
+    "`paretopo train RECIPE.yaml [--output-dir DIR] [--max-steps N] [--resume [CHECKPOINT]] [--overwrite]`."
+    argv = [] if argv is None else list(argv)
+    a = train_parser().parse_args(argv)
+    recipe = load_recipe(a.recipe)  # a missing file or bad YAML fails before the slow imports
     quiet_libraries()
-    s = run_recipe(load_recipe(a.recipe), output_dir=a.output_dir, max_steps=a.max_steps, progress=not a.no_progress)
+    s = run_recipe(recipe, output_dir=a.output_dir, max_steps=a.max_steps, progress=not a.no_progress,
+                   resume=a.resume, overwrite=a.overwrite, interruptible=True)
+    if s.get("interrupted"):
+        again = " ".join(["paretopo", "train", a.recipe] + [f"{k} {v}" for k, v in (("--output-dir", a.output_dir), ("--max-steps", a.max_steps)) if v is not None])
+        print(f"paretopo train: interrupted after step {s['global_step']}; checkpoint saved in {s['checkpoint']}; "
+              f"continue with: {again} --resume", file=sys.stderr, flush=True)
+        return 130
     print(json.dumps({k: v for k, v in s.items() if k != "last_log"}), flush=True)
     return 0

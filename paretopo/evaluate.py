@@ -8,12 +8,12 @@ import argparse, json, os, tempfile, time
 from contextlib import ExitStack
 from pathlib import Path
 
-from .files import write_json_atomic, write_jsonl_atomic
+from .files import UserError, write_json_atomic, write_jsonl_atomic
 from .rollout import generate_rollouts
 
 # %% auto #0
-__all__ = ['TASKS', 'TASK_DEFAULTS', 'summarize', 'format_summary', 'evaluate', 'task_setup', 'load_policy', 'eval_parser',
-           'eval_main']
+__all__ = ['TASKS', 'TASK_DEFAULTS', 'summarize', 'format_summary', 'read_results', 'append_results', 'match_results', 'evaluate',
+           'task_setup', 'load_policy', 'eval_parser', 'eval_main']
 
 # %% ../nbs/15_evaluate.ipynb #9775a1a3
 def summarize(rows:list[dict], # per-question results (keys: correct, n_calls, n_tokens, n_tool_errors, truncated)
@@ -40,6 +40,40 @@ def format_summary(s:dict) -> str:
     return (f"EM {s['em']:.2f}% ({s['em_count']}) | #Tool {s['tool_calls_mean']:.2f} | tokens {s['tokens_mean']:.1f} | "
             f"tool errors {s['tool_errors']} | truncated {100 * s['truncation_rate']:.1f}%{t}")
 
+# %% ../nbs/15_evaluate.ipynb #148ec2ea
+def read_results(path) -> list[dict]:
+    "Rows of a results.jsonl written so far ([] if none); a last line cut short by an interruption is dropped."
+    path = Path(path)
+    if not path.exists(): return []
+    lines, rows = path.read_text(encoding="utf-8").split("\n"), []
+    for ln, line in enumerate(lines, 1):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if ln == len(lines): break  # the unterminated last line: an append that was interrupted
+            raise UserError(f"{path}:{ln}: not a JSON row, so these results cannot be resumed; use a new --out, or drop --resume to start over") from None
+    return rows
+
+def append_results(path, rows:list[dict]):
+    "Append rows to a results.jsonl and fsync, so that they survive an interruption."
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        f.flush(); os.fsync(f.fileno())
+
+def match_results(rows:list[dict], ids:list[str], *, path=None) -> list[int]:
+    "Example index of each row: the k-th row with an id is the k-th example with it; UserError for rows of other questions."
+    where: dict[str, list[int]] = {}
+    for i, q in enumerate(ids): where.setdefault(q, []).append(i)
+    used: dict[str, int] = {}
+    out = []
+    for r in rows:
+        q = str(r.get("id")); k = used.get(q, 0)
+        if k >= len(where.get(q, [])):
+            raise UserError(f"{path}: a row for question {q!r} that this evaluation does not have (or has fewer times); "
+                            "resume with the same task, data and --n, or use a new --out")
+        out.append(where[q][k]); used[q] = k + 1
+    return out
+
 # %% ../nbs/15_evaluate.ipynb #e8e291b5
 def _get(ex, name, default=None):
     return ex.get(name, default) if isinstance(ex, dict) else getattr(ex, name, default)
@@ -56,6 +90,7 @@ def evaluate(model, tokenizer, examples, # iterable of Example (id, prompt, answ
              max_new_tokens:int=64, max_tool_calls:int=2, batch_size:int=32,
              seed:int|None=0, # sampling seed (batch b uses seed + b)
              info:dict|None=None, # extra settings recorded in the summary (model path, task name, ...)
+             resume:bool=False, # keep the rows already in out_dir/results.jsonl and grade only the other questions
              **rollout_kwargs # more generate_rollouts options (e.g. generation_kwargs)
             ) -> dict:
     "Run `model` on `examples` with `tool`, grade, write `results.jsonl` + `summary.json` in `out_dir`; return the summary."
@@ -67,25 +102,35 @@ def evaluate(model, tokenizer, examples, # iterable of Example (id, prompt, answ
         grade_batch = grade_many
     else:
         grade_batch = lambda preds, exs: [grade(p, e) for p, e in zip(preds, exs)]
+    out_dir = Path(out_dir); path = out_dir/"results.jsonl"
+    done = read_results(path) if resume else []
+    todo = set(range(len(examples))) - set(match_results(done, [str(_get(e, "id")) for e in examples], path=path))
+    write_jsonl_atomic(path, done)  # a fresh run starts empty; a resumed one drops a line cut short by the interruption
     was_training = getattr(model, "training", False)
     model.eval()
-    rows, t0 = [], time.perf_counter()
+    t0 = time.perf_counter()
     try:
         for b in range(0, len(examples), batch_size):
-            batch = examples[b:b + batch_size]
+            batch = [examples[i] for i in range(b, min(b + batch_size, len(examples))) if i in todo]
+            if not batch: continue
             rs = generate_rollouts(model, tokenizer, [_get(e, "prompt") for e in batch], tool, max_new_tokens=max_new_tokens,
                                    max_tool_calls=max_tool_calls, temperature=temperature, top_p=top_p, greedy=greedy,
                                    seed=None if seed is None else seed + b, **rollout_kwargs)
             scores = [float(x) for x in grade_batch([r.answer for r in rs], batch)]
+            rows = []
             for e, r, sc in zip(batch, rs, scores):
                 if not 0.0 <= sc <= 1.0: raise ValueError(f"grade returned {sc} for {_get(e, 'id')!r}: must be in [0, 1]")
                 rows.append({"id": _get(e, "id"), "prompt": _get(e, "prompt"), "completion": r.text, "answer": r.answer,
                              "gold": _get(e, "answer"), "correct": sc, "n_calls": r.n_calls, "n_tokens": r.n_tokens,
                              "n_tool_errors": r.n_tool_errors, "truncated": r.truncated, "finish_reason": r.finish_reason,
                              "meta": _jsonable(dict(_get(e, "meta") or {}))})
+            append_results(path, rows)  # kept even if the run is interrupted later
     finally:
         if was_training: model.train()
     wall = time.perf_counter() - t0
+    rows = read_results(path)  # the whole file: rows of earlier (interrupted) runs too, in the examples' order
+    pos = match_results(rows, [str(_get(e, "id")) for e in examples], path=path)
+    rows = [r for _, r in sorted(zip(pos, rows), key=lambda t: t[0])]
     summary = summarize(rows, wall_time=wall)
     splits = sorted({r["meta"].get("split") for r in rows if r["meta"].get("split")})
     if splits:
@@ -94,8 +139,7 @@ def evaluate(model, tokenizer, examples, # iterable of Example (id, prompt, answ
     summary["settings"] = dict(greedy=greedy, temperature=None if greedy else temperature, top_p=None if greedy else top_p,
                                max_new_tokens=max_new_tokens, max_tool_calls=max_tool_calls, batch_size=batch_size,
                                seed=seed, tool=getattr(tool, "name", type(tool).__name__), **(info or {}))
-    out_dir = Path(out_dir)
-    write_jsonl_atomic(out_dir/"results.jsonl", rows)
+    write_jsonl_atomic(path, rows)
     write_json_atomic(out_dir/"summary.json", summary)
     return summary
 
@@ -154,6 +198,8 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox-workers", type=int, default=2)
     p.add_argument("--search-k", type=int, default=3, help="passages per search (hotpotqa)")
     p.add_argument("--passage-chars", type=int, help="cut each retrieved passage to about this many characters (hotpotqa)")
+    p.add_argument("--resume", action="store_true", help="keep the rows already in OUT/results.jsonl (an interrupted run) and grade the rest")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of errors (also PARETOPO_DEBUG=1)")
     return p
 
 def eval_main(argv:list[str]|None=None) -> int:
@@ -175,6 +221,6 @@ def eval_main(argv:list[str]|None=None) -> int:
                      temperature=a.temperature or 1.0, top_p=a.top_p, seed=a.seed,
                      max_new_tokens=a.max_new_tokens or d["max_new_tokens"], max_tool_calls=
                      d["max_tool_calls"] if a.max_tool_calls is None else a.max_tool_calls, batch_size=a.batch_size,
-                     info=dict(task=a.task, model=a.model, backend=a.backend))
+                     info=dict(task=a.task, model=a.model, backend=a.backend), resume=a.resume)
     print(f"{a.task}: {format_summary(s)} -> {Path(a.out)/'summary.json'}")
     return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_trainer.ipynb #8b243ae5
 from __future__ import annotations
-import ast, functools, inspect, json, math, os
+import ast, csv, functools, inspect, json, math, os
 from typing import Any, Callable
 import numpy as np
 import torch
@@ -250,6 +250,13 @@ def log(self, logs, start_time=None):
 class CSVLogCallback(TrainerCallback):
     "Every log record (step + metrics) into `<output_dir>/paretopo_log.csv`, main process only."
     def __init__(self, fname:str="paretopo_log.csv"): self.fname, self.rows = fname, []
+    def on_train_begin(self, args, state, control, **kwargs):
+        "A resumed run keeps the log rows its checkpoint knows (one per record of the restored `state.log_history`)."
+        self.rows, path = [], os.path.join(args.output_dir, self.fname)
+        if state.global_step > 0 and state.is_world_process_zero and os.path.exists(path):
+            with open(path, newline="", encoding="utf-8") as f: rows = list(csv.DictReader(f))
+            # rows after the checkpoint (later steps, and the interrupted run's end-of-training record) are dropped
+            self.rows = [r for r in rows[:len(state.log_history)] if str(r.get("step", "")).isdigit() and int(r["step"]) <= state.global_step]
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs: return
         self.rows.append({"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float, str)) or v is None}})
