@@ -200,6 +200,7 @@ class _Rows:
     def __init__(self, d):
         self.buf, self.n, self.seen = np.empty((8, d)), 0, set()
         self.R, self.front, self.hv = None, np.zeros(0, dtype=np.int64), None  # scores of rows[:len(R)], front indices, cached HV
+        self.key = None                                                       # the score's `cache_key` when R was computed
 
     def add(self, a: np.ndarray) -> None:
         new = [row for row in map(tuple, a.tolist()) if row not in self.seen and not self.seen.add(row)]
@@ -236,16 +237,17 @@ class ParetoArchive:
         return R
 
     def _sync(self, q: _Rows, score: Callable) -> np.ndarray:
-        "Score every stored row; keep the front if the old rows' scores did not change (merge the new rows only), else rebuild it."
-        R = self._score(q.rows(), score); m = 0 if q.R is None else len(q.R)
+        "Score the stored rows; keep the front if the old rows' scores did not change (merge the new rows only), else rebuild it."
+        m = 0 if q.R is None else len(q.R); key = getattr(score, "cache_key", None)
+        if m and key is not None and key == q.key:  # the caller vouches that the mapping is unchanged: score the new rows only
+            R = np.concatenate([q.R, self._score(q.rows()[m:], score)]) if m < q.n else q.R
+        else: R = self._score(q.rows(), score)
+        q.key = key
         if m and R.shape[1] == q.R.shape[1] and np.array_equal(R[:m], q.R):
             if m < q.n:  # rows dominated before stay dominated (by a front member): only front + new rows compete
-                new = np.arange(m, q.n)
-                if q.hv is not None:  # HV(front + new) = HV(front) + the new rows' gains, added one at a time
-                    P = R[q.front]
-                    for j in new: q.hv += hv_gain(R[j], P, ref=self._ref(R.shape[1])); P = np.vstack([P, R[j]])
-                cand = np.concatenate([q.front, new])
-                q.front = cand[is_nondominated(R[cand])]
+                cand = np.concatenate([q.front, np.arange(m, q.n)])
+                front = cand[is_nondominated(R[cand])]
+                if not np.array_equal(front, q.front): q.front, q.hv = front, None  # HV recomputed on the front when read
         else:  # first read, or the score changed (N_opt dropped): every row is back in the computation
             q.front = np.flatnonzero(is_nondominated(R)) if q.n else np.zeros(0, dtype=np.int64); q.hv = None
         q.R = R
