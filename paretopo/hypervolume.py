@@ -91,9 +91,11 @@ def _as_ref(ref, k) -> np.ndarray:
     if not all(map(math.isfinite, r.tolist())): raise ValueError(f"ref must be finite, got {r.tolist()}")
     return r
 
+_HV_NUMPY_N = {1: math.inf, 2: 96, 3: 15}  # largest n per k where the numpy kernel beats moocore's call (measured below)
+
 def _hv_engine(Q, r) -> float:
-    "Exact HV of points Q [n,k] all strictly above r: moocore's C for k >= 2 (measured: faster at every n), else `_hv`."
-    if Q.shape[1] == 1: return _hv(Q, r)
+    "Exact HV of points Q [n,k] all strictly above r: the numpy kernels for small k = 1..3 sets, moocore's C otherwise."
+    if len(Q) <= _HV_NUMPY_N.get(Q.shape[1], 0): return _hv(Q, r)
     if Q.max() == math.inf: return math.inf  # a box with an infinite side (moocore 0.3.2 crashes on -inf at k = 3)
     return float(moocore.hypervolume(-Q, ref=-r))  # moocore minimises: negate both (new arrays, the input is untouched)
 
