@@ -201,8 +201,19 @@ class _Rows:
     "One question's distinct raw rows (a growing array) and its front under the last score seen."
     def __init__(self, d):
         self.buf, self.n, self.seen = np.empty((8, d)), 0, set()
-        self.R, self.front, self.hv = None, np.zeros(0, dtype=np.int64), None  # scores of rows[:len(R)], front indices, cached HV
-        self.key = None                                                       # the score's `cache_key` when R was computed
+        self.Rbuf, self.nR = None, 0          # scores of rows[:nR] under the last score seen (a growing array, like buf)
+        self.front, self.hv = np.zeros(0, dtype=np.int64), None  # front indices, cached HV of the front
+        self.key = None                       # the score's `cache_key` when Rbuf was computed
+
+    def set_scores(self, R: np.ndarray, start: int) -> np.ndarray:
+        "Store the scores of rows[start:start + len(R)] (rows before `start` keep theirs); return all scores [nR, k]."
+        end = start + len(R)
+        if self.Rbuf is None or self.Rbuf.shape[1] != R.shape[1] or end > len(self.Rbuf):
+            buf = np.empty((max(8, 2 * end), R.shape[1]))
+            if start: buf[:start] = self.Rbuf[:start]
+            self.Rbuf = buf
+        self.Rbuf[start:end] = R; self.nR = end
+        return self.Rbuf[:end]
 
     def add(self, a: np.ndarray) -> None:
         new = [row for row in map(tuple, a.tolist()) if row not in self.seen and not self.seen.add(row)]
@@ -240,19 +251,22 @@ class ParetoArchive:
 
     def _sync(self, q: _Rows, score: Callable) -> np.ndarray:
         "Score the stored rows; keep the front if the old rows' scores did not change (merge the new rows only), else rebuild it."
-        m = 0 if q.R is None else len(q.R); key = getattr(score, "cache_key", None)
+        m = q.nR; key = getattr(score, "cache_key", None)
         if m and key is not None and key == q.key:  # the caller vouches that the mapping is unchanged: score the new rows only
-            R = np.concatenate([q.R, self._score(q.rows()[m:], score)]) if m < q.n else q.R
-        else: R = self._score(q.rows(), score)
+            same = True
+            R = q.set_scores(self._score(q.rows()[m:], score), m) if m < q.n else q.Rbuf[:m]
+        else:
+            Rn = self._score(q.rows(), score)
+            same = m > 0 and Rn.shape[1] == q.Rbuf.shape[1] and np.array_equal(Rn[:m], q.Rbuf[:m])
+            R = q.set_scores(Rn, 0)
         q.key = key
-        if m and R.shape[1] == q.R.shape[1] and np.array_equal(R[:m], q.R):
+        if same:
             if m < q.n:  # rows dominated before stay dominated (by a front member): only front + new rows compete
                 cand = np.concatenate([q.front, np.arange(m, q.n)])
                 front = cand[is_nondominated(R[cand])]
                 if not np.array_equal(front, q.front): q.front, q.hv = front, None  # HV recomputed on the front when read
         else:  # first read, or the score changed (N_opt dropped): every row is back in the computation
             q.front = np.flatnonzero(is_nondominated(R)) if q.n else np.zeros(0, dtype=np.int64); q.hv = None
-        q.R = R
         return R
 
     def _ref(self, k): return np.zeros(k) if self.ref is None else np.asarray(self.ref)
