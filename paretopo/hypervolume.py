@@ -99,13 +99,21 @@ def _hv_engine(Q, r) -> float:
     if Q.max() == math.inf: return math.inf  # a box with an infinite side (moocore 0.3.2 crashes on -inf at k = 3)
     return float(moocore.hypervolume(-Q, ref=-r))  # moocore minimises: negate both (new arrays, the input is untouched)
 
+def _above(P, r) -> np.ndarray:
+    "Boolean [n]: row strictly above `r` in every objective (one column at a time: faster than `.all(axis=1)` for small k)."
+    ok = P[:, 0] > r[0]
+    for c in range(1, P.shape[1]): ok &= P[:, c] > r[c]
+    return ok
+
 def hypervolume(P, # points [n,k], higher is better; n may be 0
                 *, ref=None) -> float: # reference point [k] (lower bound), default zeros
     "Exact hypervolume of the region dominated by `P` and bounded below by `ref`."
     P = _as_points(P)
     r = _as_ref(ref, P.shape[1])
-    above = P > r
-    if not above.all(): P = P[above.all(axis=1)]
+    if len(P) > _HV_NUMPY_N.get(P.shape[1], 0) and np.isfinite(P).all():  # moocore skips rows not above ref itself
+        return float(moocore.hypervolume(-P, ref=-r))
+    ok = _above(P, r)
+    if not ok.all(): P = P[ok]
     return _hv_engine(P, r) if len(P) else 0.0
 
 # %% ../nbs/02_hypervolume.ipynb #b21364bb
@@ -172,14 +180,22 @@ def hv_contributions(P, # points [n,k], higher is better; n may be 0
     "Exclusive contribution HV(P) - HV(P without row i) of every row of `P` [n] (0 for weakly dominated rows and duplicates)."
     P = _as_points(P); n, k = P.shape; r = _as_ref(ref, k)
     if np.isinf(P).any(): raise ValueError(f"P contains inf in rows {np.flatnonzero(np.isinf(P).any(1)).tolist()[:10]}: contributions of infinite boxes are undefined")
-    out = np.zeros(n); ok = (P > r).all(axis=1)
-    Q = P[ok]
+    if k == 2 and n > 1: return moocore.hv_contributions(-P, ref=-r, ignore_dominated=False)  # rows not above ref get 0 there
+    out = np.zeros(n); ok = _above(P, r)
+    Q = P if ok.all() else P[ok]
     if len(Q) <= 1: out[ok] = np.prod(Q - r, axis=1); return out
     if k == 1:
         best = np.flatnonzero(Q[:, 0] == Q[:, 0].max())
         c = np.zeros(len(Q))
         if len(best) == 1: c[best] = Q[best[0], 0] - np.delete(Q[:, 0], best).max(initial=r[0])
     elif k == 2: c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=False)
+    elif len(Q) <= 64 and not _clip_pays(k, len(Q), len(Q)):  # group sizes: skip the separate non-dominance pass
+        c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=False)
+        small = np.flatnonzero(c < 1e-6 * np.prod(Q - r, axis=1))  # moocore's zeros (dominated, duplicate, or below its cut)
+        if len(small):
+            ge = (Q[None, :, :] >= Q[small, None, :]).all(-1); ge[np.arange(len(small)), small] = False
+            weak = ge.any(1); c[small[weak]] = 0.0
+            if (~weak).any(): c[small[~weak]] = _contrib_clip(Q, r, small[~weak])
     else:
         nd = is_nondominated(Q); F = int(nd.sum())
         if (k == 3 and F == len(Q)) or _clip_pays(k, len(Q), F): wd = _weakly_dominated_by_other(Q, nd)
