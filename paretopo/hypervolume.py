@@ -205,9 +205,8 @@ def hv_contributions(P, # points [n,k], higher is better; n may be 0
         else:  # moocore's naive path; rows it reports (nearly) 0 are settled exactly: weakly dominated -> 0, else clipped
             c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=False); c[~nd] = 0.0
             small = np.flatnonzero(nd & (c < 1e-6 * np.prod(Q - r, axis=1)))
-            if len(small):
-                ge = (Q[None, :, :] >= Q[small, None, :]).all(-1); ge[np.arange(len(small)), small] = False
-                weak = ge.any(1); c[small[weak]] = 0.0
+            if len(small):  # among non-dominated rows only duplicates are weakly dominated (no [s, n] matrix here)
+                weak = _weakly_dominated_by_other(Q, nd)[small]; c[small[weak]] = 0.0
                 if (~weak).any(): c[small[~weak]] = _contrib_clip(Q, r, small[~weak])
     out[ok] = c
     return out
