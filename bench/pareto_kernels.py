@@ -20,7 +20,8 @@ reports its peak resident set above its starting one (ru_maxrss), which counts C
 measurement behind "moocore for every n at k >= 2".
 The summary line keeps `worst_ratio_vs_moocore=` (ours/moocore over every case) and `max_abs_err=` (|hv|, |ΔHV|,
 |contribution| differences; rank differences count as whole numbers; contributions that moocore cuts to 0 below
-sqrt(eps) = 1.5e-8 by design are left out). Values are <= 1 here, so absolute ~ relative.
+sqrt(eps) = 1.5e-8 by design are left out). front/uniform values are <= 1 (absolute ~ relative); ties values reach 9,
+so their HV reaches 9^k and absolute errors scale with it.
 """
 import os, resource, sys, time
 from pathlib import Path
