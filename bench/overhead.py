@@ -7,12 +7,23 @@ the steps differ only in how advantages are computed (the loss, backward and opt
 estimator, the median over repeats and steps of the paired ratio paretopo/grpo (same step index = same batch), and the time spent inside the advantage layer
 (measured directly, so the estimator's own cost is visible under machine noise).
 Usage: python bench/overhead.py [--repeats 3] [--steps 6] [--prompts 8] [--group 8]
+
+With --archive: the stage-1 archive's bookkeeping per step at k = 4 with 1e3, 1e4 and 1e5 archived rows (one question,
+the worst case: every row in one archive), as a share of a tiny-model GRPO step measured in the same run. Per step:
+`gain` of one group (--group rows) against the archive, `insert`, and `hv` (the metric read every step); median over
+--archive-steps steps. Data: "uniform" raw rows (few on the front) and "front" rows (all mutually non-dominated, the
+worst case for the front's size; stopped at 1e4 rows: every step then computes 8 exact k = 4 gains against the whole
+front and its new HV, which at 1e5 front rows costs seconds). Each case runs twice: with a plain score (every row
+rescored per read) and with a score carrying `cache_key` (new rows only). Also reported: one read after the score changed (an N_opt drop: every row rescored,
+front and HV rebuilt), which is what every read cost before the archive became incremental.
+Usage: python bench/overhead.py --archive [--archive-steps 30] [--group 8]
 """
 import argparse, os, statistics, sys, tempfile, time, warnings
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1"); os.environ.setdefault("TQDM_DISABLE", "1")
 warnings.filterwarnings("ignore")
+import numpy as np
 import torch
 torch.set_num_threads(1)
 from transformers import PrinterCallback
@@ -52,11 +63,61 @@ def run(estimator, *, steps, prompts, group, seed=0):
         stages = sorted({h.get("paretopo/stage") for h in tr.state.log_history if "paretopo/stage" in h})
     return st[1:], statistics.median(ADV_TIME), stages, lengths  # step 0 pays one-off warm-up costs
 
+def _score4(shift=0.0, keyed=False):
+    "A k = 4 score in the style of ParetoPO's (raw -> rewards, vectorised); `shift` plays the role of an N_opt change."
+    f = lambda raw: np.column_stack([raw[:, 0], np.exp(-0.5 * np.abs(raw[:, 1] - shift)), np.exp(-raw[:, 2]), 1.0 - raw[:, 3]])
+    if keyed: f.cache_key = shift  # the archive may then score only new rows while the key is unchanged
+    return f
+
+def _raw_rows(kind, n, rng):
+    if kind == "uniform": return rng.random((n, 4))
+    X = np.abs(rng.normal(size=(n, 4))) + 1e-9; X /= np.linalg.norm(X, axis=1, keepdims=True)  # on the unit sphere
+    return np.column_stack([X[:, 0], -2 * np.log(X[:, 1]), -np.log(X[:, 2]), 1 - X[:, 3]])  # _score4() maps these back onto X
+
+ARCHIVE_CASES = [("uniform", 1_000), ("uniform", 10_000), ("uniform", 100_000), ("front", 1_000), ("front", 10_000)]
+
+def archive_bench(*, steps=30, group=8):
+    "Per-step bookkeeping of one question's archive at k = 4 (front data stops at 1e4 rows: see the docstring)."
+    from paretopo.hypervolume import ParetoArchive
+    rows = []
+    for kind, n in ARCHIVE_CASES:
+        res = {}
+        for keyed in (False, True):
+            rng = np.random.default_rng(n); arch = ParetoArchive(ref=np.zeros(4)); sc = _score4(keyed=keyed)
+            arch.insert("q", _raw_rows(kind, n, rng), sc); arch.hv("q", sc)  # first read: the full build
+            ts = []
+            for _ in range(steps):
+                grp = _raw_rows(kind, group, rng)
+                t0 = time.perf_counter(); arch.gain("q", grp, sc); arch.insert("q", grp, sc); arch.hv("q", sc); ts.append(time.perf_counter() - t0)
+            res[keyed] = statistics.median(ts)
+        sc2 = _score4(0.05)
+        t0 = time.perf_counter(); arch.hv("q", sc2); t_rebuild = time.perf_counter() - t0
+        front = len(arch.points("q", sc2))
+        rows.append((kind, n, res[False], res[True], t_rebuild, front))
+        print(f"archive k=4 {kind:7s} rows={n:>6}: step {res[False] * 1e3:8.2f} ms, with cache_key {res[True] * 1e3:8.2f} ms (medians of {steps}), "
+              f"rebuild after a score change {t_rebuild * 1e3:8.1f} ms, front {front}", flush=True)
+    return rows
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3); p.add_argument("--steps", type=int, default=9)
     p.add_argument("--prompts", type=int, default=8); p.add_argument("--group", type=int, default=8)
+    p.add_argument("--archive", action="store_true", help="measure the archive's per-step bookkeeping at k = 4 instead")
+    p.add_argument("--archive-steps", type=int, default=30)
     a = p.parse_args(argv)
+    if a.archive:
+        rows = archive_bench(steps=a.archive_steps, group=a.group)
+        steps, _, _, _ = run("grpo", steps=5, prompts=a.prompts, group=a.group)  # the tiny-model step, same run
+        g_step = statistics.median(steps)
+        print(f"tiny-model grpo step (batch {a.prompts} prompts x group {a.group}, 1 torch thread): {g_step * 1e3:.1f} ms (median of {len(steps)})")
+        print("| data | archived rows | front | per step | share of a tiny step | with cache_key | share | rebuild after a score change |")
+        print("|---|---|---|---|---|---|---|---|")
+        for kind, n, t, tk, tr, f in rows:
+            print(f"| {kind} | {n} | {f} | {t * 1e3:.2f} ms | {t / g_step * 100:.2f} % | {tk * 1e3:.2f} ms | {tk / g_step * 100:.2f} % | {tr * 1e3:.1f} ms |")
+        worst = max(r[2] for r in rows); worst_k = max(r[3] for r in rows)
+        print(f"bench overhead archive: worst_step_ms={worst * 1e3:.2f} worst_share_of_step={worst / g_step * 100:.2f}% "
+              f"worst_share_with_cache_key={worst_k / g_step * 100:.2f}% tiny_step_ms={g_step * 1e3:.1f}")
+        return
     res, lens = {"grpo": [], "paretopo": []}, {"grpo": [], "paretopo": []}
     for r in range(a.repeats):
         for est in (["grpo", "paretopo"] if r % 2 == 0 else ["paretopo", "grpo"]):

@@ -91,19 +91,29 @@ def _as_ref(ref, k) -> np.ndarray:
     if not all(map(math.isfinite, r.tolist())): raise ValueError(f"ref must be finite, got {r.tolist()}")
     return r
 
+_HV_NUMPY_N = {1: math.inf, 2: 96, 3: 15}  # largest n per k where the numpy kernel beats moocore's call (measured below)
+
 def _hv_engine(Q, r) -> float:
-    "Exact HV of points Q [n,k] all strictly above r: moocore's C for k >= 2 (measured: faster at every n), else `_hv`."
-    if Q.shape[1] == 1: return _hv(Q, r)
+    "Exact HV of points Q [n,k] all strictly above r: the numpy kernels for small k = 1..3 sets, moocore's C otherwise."
+    if len(Q) <= _HV_NUMPY_N.get(Q.shape[1], 0): return _hv(Q, r)
     if Q.max() == math.inf: return math.inf  # a box with an infinite side (moocore 0.3.2 crashes on -inf at k = 3)
     return float(moocore.hypervolume(-Q, ref=-r))  # moocore minimises: negate both (new arrays, the input is untouched)
+
+def _above(P, r) -> np.ndarray:
+    "Boolean [n]: row strictly above `r` in every objective (one column at a time: faster than `.all(axis=1)` for small k)."
+    ok = P[:, 0] > r[0]
+    for c in range(1, P.shape[1]): ok &= P[:, c] > r[c]
+    return ok
 
 def hypervolume(P, # points [n,k], higher is better; n may be 0
                 *, ref=None) -> float: # reference point [k] (lower bound), default zeros
     "Exact hypervolume of the region dominated by `P` and bounded below by `ref`."
     P = _as_points(P)
     r = _as_ref(ref, P.shape[1])
-    above = P > r
-    if not above.all(): P = P[above.all(axis=1)]
+    if len(P) > _HV_NUMPY_N.get(P.shape[1], 0) and np.isfinite(P).all():  # moocore skips rows not above ref itself
+        return float(moocore.hypervolume(-P, ref=-r))
+    ok = _above(P, r)
+    if not ok.all(): P = P[ok]
     return _hv_engine(P, r) if len(P) else 0.0
 
 # %% ../nbs/02_hypervolume.ipynb #b21364bb
@@ -170,14 +180,22 @@ def hv_contributions(P, # points [n,k], higher is better; n may be 0
     "Exclusive contribution HV(P) - HV(P without row i) of every row of `P` [n] (0 for weakly dominated rows and duplicates)."
     P = _as_points(P); n, k = P.shape; r = _as_ref(ref, k)
     if np.isinf(P).any(): raise ValueError(f"P contains inf in rows {np.flatnonzero(np.isinf(P).any(1)).tolist()[:10]}: contributions of infinite boxes are undefined")
-    out = np.zeros(n); ok = (P > r).all(axis=1)
-    Q = P[ok]
+    if k == 2 and n > 1: return moocore.hv_contributions(-P, ref=-r, ignore_dominated=False)  # rows not above ref get 0 there
+    out = np.zeros(n); ok = _above(P, r)
+    Q = P if ok.all() else P[ok]
     if len(Q) <= 1: out[ok] = np.prod(Q - r, axis=1); return out
     if k == 1:
         best = np.flatnonzero(Q[:, 0] == Q[:, 0].max())
         c = np.zeros(len(Q))
         if len(best) == 1: c[best] = Q[best[0], 0] - np.delete(Q[:, 0], best).max(initial=r[0])
     elif k == 2: c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=False)
+    elif len(Q) <= 64 and not _clip_pays(k, len(Q), len(Q)):  # group sizes: skip the separate non-dominance pass
+        c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=False)
+        small = np.flatnonzero(c < 1e-6 * np.prod(Q - r, axis=1))  # moocore's zeros (dominated, duplicate, or below its cut)
+        if len(small):
+            ge = (Q[None, :, :] >= Q[small, None, :]).all(-1); ge[np.arange(len(small)), small] = False
+            weak = ge.any(1); c[small[weak]] = 0.0
+            if (~weak).any(): c[small[~weak]] = _contrib_clip(Q, r, small[~weak])
     else:
         nd = is_nondominated(Q); F = int(nd.sum())
         if (k == 3 and F == len(Q)) or _clip_pays(k, len(Q), F): wd = _weakly_dominated_by_other(Q, nd)
@@ -187,9 +205,8 @@ def hv_contributions(P, # points [n,k], higher is better; n may be 0
         else:  # moocore's naive path; rows it reports (nearly) 0 are settled exactly: weakly dominated -> 0, else clipped
             c = moocore.hv_contributions(-Q, ref=-r, ignore_dominated=False); c[~nd] = 0.0
             small = np.flatnonzero(nd & (c < 1e-6 * np.prod(Q - r, axis=1)))
-            if len(small):
-                ge = (Q[None, :, :] >= Q[small, None, :]).all(-1); ge[np.arange(len(small)), small] = False
-                weak = ge.any(1); c[small[weak]] = 0.0
+            if len(small):  # among non-dominated rows only duplicates are weakly dominated (no [s, n] matrix here)
+                weak = _weakly_dominated_by_other(Q, nd)[small]; c[small[weak]] = 0.0
                 if (~weak).any(): c[small[~weak]] = _contrib_clip(Q, r, small[~weak])
     out[ok] = c
     return out
@@ -199,7 +216,19 @@ class _Rows:
     "One question's distinct raw rows (a growing array) and its front under the last score seen."
     def __init__(self, d):
         self.buf, self.n, self.seen = np.empty((8, d)), 0, set()
-        self.R, self.front, self.hv = None, np.zeros(0, dtype=np.int64), None  # scores of rows[:len(R)], front indices, cached HV
+        self.Rbuf, self.nR = None, 0          # scores of rows[:nR] under the last score seen (a growing array, like buf)
+        self.front, self.hv = np.zeros(0, dtype=np.int64), None  # front indices, cached HV of the front
+        self.key = None                       # the score's `cache_key` when Rbuf was computed
+
+    def set_scores(self, R: np.ndarray, start: int) -> np.ndarray:
+        "Store the scores of rows[start:start + len(R)] (rows before `start` keep theirs); return all scores [nR, k]."
+        end = start + len(R)
+        if self.Rbuf is None or self.Rbuf.shape[1] != R.shape[1] or end > len(self.Rbuf):
+            buf = np.empty((max(8, 2 * end), R.shape[1]))
+            if start: buf[:start] = self.Rbuf[:start]
+            self.Rbuf = buf
+        self.Rbuf[start:end] = R; self.nR = end
+        return self.Rbuf[:end]
 
     def add(self, a: np.ndarray) -> None:
         new = [row for row in map(tuple, a.tolist()) if row not in self.seen and not self.seen.add(row)]
@@ -236,19 +265,23 @@ class ParetoArchive:
         return R
 
     def _sync(self, q: _Rows, score: Callable) -> np.ndarray:
-        "Score every stored row; keep the front if the old rows' scores did not change (merge the new rows only), else rebuild it."
-        R = self._score(q.rows(), score); m = 0 if q.R is None else len(q.R)
-        if m and R.shape[1] == q.R.shape[1] and np.array_equal(R[:m], q.R):
+        "Score the stored rows; keep the front if the old rows' scores did not change (merge the new rows only), else rebuild it."
+        m = q.nR; key = getattr(score, "cache_key", None)
+        if m and key is not None and key == q.key:  # the caller vouches that the mapping is unchanged: score the new rows only
+            same = True
+            R = q.set_scores(self._score(q.rows()[m:], score), m) if m < q.n else q.Rbuf[:m]
+        else:
+            Rn = self._score(q.rows(), score)
+            same = m > 0 and Rn.shape[1] == q.Rbuf.shape[1] and np.array_equal(Rn[:m], q.Rbuf[:m])
+            R = q.set_scores(Rn, 0)
+        q.key = key
+        if same:
             if m < q.n:  # rows dominated before stay dominated (by a front member): only front + new rows compete
-                new = np.arange(m, q.n)
-                if q.hv is not None:  # HV(front + new) = HV(front) + the new rows' gains, added one at a time
-                    P = R[q.front]
-                    for j in new: q.hv += hv_gain(R[j], P, ref=self._ref(R.shape[1])); P = np.vstack([P, R[j]])
-                cand = np.concatenate([q.front, new])
-                q.front = cand[is_nondominated(R[cand])]
+                cand = np.concatenate([q.front, np.arange(m, q.n)])
+                front = cand[is_nondominated(R[cand])]
+                if not np.array_equal(front, q.front): q.front, q.hv = front, None  # HV recomputed on the front when read
         else:  # first read, or the score changed (N_opt dropped): every row is back in the computation
             q.front = np.flatnonzero(is_nondominated(R)) if q.n else np.zeros(0, dtype=np.int64); q.hv = None
-        q.R = R
         return R
 
     def _ref(self, k): return np.zeros(k) if self.ref is None else np.asarray(self.ref)
