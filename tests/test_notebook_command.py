@@ -21,6 +21,17 @@ def readme_notebook_command() -> str:
     return blocks[0].strip()
 
 
+def bare_path() -> str:
+    """A bare PATH: /usr/bin:/bin, preceded by the directory of the interpreter `.venv` was made with when that is
+    another one (e.g. pyenv's). `python3 -m venv .venv` over a venv made by a different python3 rewrites its
+    pyvenv.cfg to the new one and breaks it; in a fresh clone, or CI with a bare PATH, both are /usr/bin/python3."""
+    cfg = ROOT / ".venv" / "pyvenv.cfg"
+    home = None
+    if cfg.exists():
+        home = next((ln.split("=", 1)[1].strip() for ln in cfg.read_text().splitlines() if ln.split("=")[0].strip() == "home"), None)
+    return ":".join(dict.fromkeys([p for p in (home, "/usr/bin", "/bin") if p]))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,9 +56,10 @@ def test_readme_command_starts_jupyterlab_on_nbs(tmp_path):
     port, token = free_port(), "paretopo-test-token"
     cfg = tmp_path / "config"; cfg.mkdir()
     (cfg / "jupyter_server_config.json").write_text(json.dumps({
-        "ServerApp": {"open_browser": False, "ip": "127.0.0.1", "port": port, "port_retries": 0},
+        "ServerApp": {"open_browser": False, "ip": "127.0.0.1", "port": port, "port_retries": 0,
+                      "allow_root": os.geteuid() == 0},  # CI containers run as root; Jupyter refuses that unless told
         "IdentityProvider": {"token": token}}))
-    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", str(tmp_path)), "LANG": "C.UTF-8",
+    env = {"PATH": bare_path(), "HOME": os.environ.get("HOME", str(tmp_path)), "LANG": "C.UTF-8",
            "JUPYTER_CONFIG_DIR": str(cfg), "JUPYTER_DATA_DIR": str(tmp_path / "data"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces")}
@@ -70,8 +82,10 @@ def test_readme_command_starts_jupyterlab_on_nbs(tmp_path):
         specs = json.loads(body)["kernelspecs"]
         assert specs["paretopo"]["spec"]["display_name"] == "Python (paretopo)", sorted(specs)
         venv_bin = ROOT / ".venv" / "bin"  # not resolved: a venv's python is a symlink to the system one
-        for name in ("paretopo", "python3"):  # python3: the kernelspec the notebooks' metadata names
-            assert Path(specs[name]["spec"]["argv"][0]).parent == venv_bin, (name, specs[name]["spec"]["argv"])
+        assert Path(specs["paretopo"]["spec"]["argv"][0]).parent == venv_bin, specs["paretopo"]["spec"]["argv"]
+        # python3, the kernelspec the notebooks' metadata names, is the server's own: jupyter_client runs argv[0]
+        # "python" as the server's sys.executable, and the server is .venv/bin/jupyter
+        assert specs["python3"]["spec"]["argv"][0] == "python", specs["python3"]["spec"]["argv"]
     finally:
         if proc.poll() is None: os.killpg(proc.pid, signal.SIGTERM)
         try: proc.wait(timeout=30)

@@ -87,7 +87,7 @@ def run_notebook(nb_path: Path, *, timeout: float, slow: bool, cwd: Path, kernel
     deadline = time.monotonic() + timeout
     client = NotebookClient(nb, kernel_name=kernel_name, resources={"metadata": {"path": str(cwd)}},
                             timeout_func=lambda cell: max(1, int(deadline - time.monotonic())), allow_errors=False,
-                            record_timing=False)
+                            record_timing=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])  # not its TCP notice
     t0, probs = time.monotonic(), []
     try:
         client.execute()
