@@ -66,7 +66,8 @@ def output_problems(cell: dict, idx: int) -> list[str]:
                 probs.append(f"cell {idx}: a figure shown as text only ({plain.strip()[:60]!r}), no figure mime bundle")
             if "application/vnd.jupyter.widget-view+json" in data and "model_id" not in data["application/vnd.jupyter.widget-view+json"]:
                 probs.append(f"cell {idx}: a widget output without a model id")
-    calls_show = re.search(r"(?<!_)\b\w+\.show\(\s*\)", src) is not None and not has_flag(cell, "gpu")
+    ran = cell.get("execution_count") is not None  # cells after a failing one never ran: nothing to judge
+    calls_show = ran and re.search(r"(?<!_)\b\w+\.show\(\s*\)", src) is not None and not has_flag(cell, "gpu")
     if calls_show and not shown_figure and not any(p.startswith(f"cell {idx}:") for p in probs):
         probs.append(f"cell {idx}: calls .show() but produced no figure mime bundle ({', '.join(FIGURE_MIMES[:2])}, ...)")
     return probs
@@ -101,6 +102,20 @@ def run_notebook(nb_path: Path, *, timeout: float, slow: bool, cwd: Path, kernel
         if c.cell_type == "code": probs += output_problems(c, i)
     return dict(name=nb_path.name, ok=not probs, seconds=round(time.monotonic() - t0, 1), problems=probs,
                 cells_run=sum(c.cell_type == "code" for c in nb.cells), cells_skipped=skipped)
+
+
+def kernel_check_counts(path: str | None = None, *, extra_args: tuple = ()) -> tuple[int, int, int]:
+    "Run this check in a subprocess (its output passed through); `(passed, failed, skipped)` from its closing line."
+    import subprocess
+    cmd = [sys.executable, str(Path(__file__).resolve()), *(["--path", path] if path else []), *extra_args]
+    print("$", " ".join(cmd), flush=True)
+    proc, lines = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True), []
+    for line in proc.stdout:  # streamed: a long run shows progress notebook by notebook
+        sys.stdout.write(line); sys.stdout.flush(); lines.append(line)
+    proc.wait()
+    m = re.search(r"^(\d+) passed, (\d+) failed, (\d+) skipped$", "".join(lines), re.M)
+    if m is None or (proc.returncode != 0 and int(m[2]) == 0): return (int(m[1]) if m else 0), 1, (int(m[3]) if m else 0)
+    return int(m[1]), int(m[2]), int(m[3])
 
 
 def main(argv=None):

@@ -7,6 +7,7 @@ cannot run on a CPU machine and are counted as skipped, never as passed.
 import argparse, json, os, re, subprocess, sys, tempfile, time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from run_kernels import kernel_check_counts  # tools/ is on sys.path when this script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +66,7 @@ def main():
     a = ap.parse_args()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     nb = run_notebooks(a.flags, a.path)
+    nb = tuple(x + y for x, y in zip(nb, kernel_check_counts(a.path)))  # every notebook through a real Jupyter kernel
     py = (0, 0, 0) if a.no_pytest else run_pytest(a.pytest_args)
     passed, failed, skipped = (x + y for x, y in zip(nb, py))
     print(f"pytest: {py[0]} passed, {py[1]} failed, {py[2]} skipped")
