@@ -67,7 +67,7 @@ def output_problems(cell: dict, idx: int) -> list[str]:
             if "application/vnd.jupyter.widget-view+json" in data and "model_id" not in data["application/vnd.jupyter.widget-view+json"]:
                 probs.append(f"cell {idx}: a widget output without a model id")
     ran = cell.get("execution_count") is not None  # cells after a failing one never ran: nothing to judge
-    calls_show = ran and re.search(r"(?<!_)\b\w+\.show\(\s*\)", src) is not None and not has_flag(cell, "gpu")
+    calls_show = ran and re.search(r"\.show\(\s*\)", src) is not None and not has_flag(cell, "gpu")
     if calls_show and not shown_figure and not any(p.startswith(f"cell {idx}:") for p in probs):
         probs.append(f"cell {idx}: calls .show() but produced no figure mime bundle ({', '.join(FIGURE_MIMES[:2])}, ...)")
     return probs
@@ -126,6 +126,8 @@ def main(argv=None):
     ap.add_argument("--cwd", choices=["root", "nbs"], default=None,
                     help="kernel working directory: the repository root or nbs/ (default: root without --slow, nbs with it)")
     ap.add_argument("--kernel", default="python3", help="kernel name (default python3: this interpreter's ipykernel)")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="notebooks run at once, one kernel each (default: min(2, CPUs), as nbdev_test's workers)")
     ap.add_argument("--json", default=None, help="also write the per-notebook results to this JSON file")
     a = ap.parse_args(argv)
     from jupyter_client.kernelspec import KernelSpecManager
@@ -133,10 +135,18 @@ def main(argv=None):
     cwd = ROOT / "nbs" if (a.cwd or ("nbs" if a.slow else "root")) == "nbs" else ROOT
     nbs = notebooks(a.path)
     print(f"$ real-kernel check: {len(nbs)} notebooks, kernel {a.kernel} ({spec.argv[0]}), working directory {cwd}, "
-          f"{'all cells' if a.slow else 'cells flagged slow skipped (nbdev_test runs them)'}, {a.timeout:.0f} s per notebook", flush=True)
+          f"{'all cells' if a.slow else 'cells flagged slow skipped (nbdev_test runs them)'}, {a.timeout:.0f} s per notebook, "
+          f"{a.jobs} at a time", flush=True)
     results, t0 = [], time.monotonic()
-    for p in nbs:
-        r = run_notebook(p, timeout=a.timeout, slow=a.slow, cwd=cwd, kernel_name=a.kernel)
+    kw = dict(timeout=a.timeout, slow=a.slow, cwd=cwd, kernel_name=a.kernel)
+    if a.jobs > 1:  # one kernel per worker process, like nbdev_test's workers; reported in order
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
+        pool = ProcessPoolExecutor(max_workers=a.jobs, mp_context=multiprocessing.get_context("spawn"))
+        runs = pool.map(partial(run_notebook, **kw), nbs)
+    else: runs = (run_notebook(p, **kw) for p in nbs)
+    for r in runs:
         results.append(r)
         print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['name']:<28} {r['seconds']:7.1f} s  ({r['cells_run']} cells run, "
               f"{r['cells_skipped']} slow skipped)", flush=True)
