@@ -3,7 +3,7 @@
 Layers and their extras:
   (none)    the algorithm layer: numpy only
   tools     tool environments: retriever (bm25s) and math grading (math-verify)
-  train     the system layer on CPU or GPU: torch, transformers, TRL, peft, accelerate
+  train     the system layer on CPU or GPU: torch, transformers, TRL, peft, accelerate, gguf
   qlora     4-bit NF4 + LoRA through bitsandbytes (runs on CPU too)
   unsloth   Unsloth backend: needs CUDA, trl <= 1.15 and transformers <= 5.17 (own environment)
   dev       everything to build, test and document the project (exact pins in constraints.txt)
@@ -29,7 +29,8 @@ license_spdx = licenses[cfg["license"].lower()]
 tools = ["bm25s>=0.3", "PyStemmer>=2.2", "math-verify>=0.9", "PyYAML>=6"]
 notebooks = ["jupyterlab>=4.2", "ipywidgets>=8.1"]
 train = ["torch>=2.4", "transformers>=5.0", "trl>=1.15", "peft>=0.17", "accelerate>=1.10",
-         "datasets>=4", "plotly>=6", "tqdm>=4.66", "PyYAML>=6"]
+         "datasets>=4", "plotly>=6", "tqdm>=4.66", "PyYAML>=6",
+         "gguf>=0.10"]  # GGUF files (llama.cpp): read by transformers, converted once (paretopo.models.gguf_to_hf)
 extras = {
     "tools": tools,
     "train": train + tools,

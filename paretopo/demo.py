@@ -168,6 +168,11 @@ def load_recipe(path) -> dict:
 
 def _resolve(base, p): return None if p is None else str(Path(base, os.path.expandvars(str(p))))
 
+def _model_ref(base, p):
+    "A recipe's model name: a path (starts with . / ~ $, or exists next to the recipe) resolved against the recipe's directory; a hub id or alias as is."
+    s = os.path.expandvars(str(p))
+    return _resolve(base, p) if str(p).startswith((".", "/", "~", "$")) or Path(base, s).exists() else s
+
 def recipe_task_and_tool(recipe:dict, cfg=None # a ParetoPOConfig: its sandbox_* fields are the sandbox defaults
                         ):
     "`(examples, tool, closer)` for a recipe's task and tool; call `closer()` when done (sandbox)."
@@ -203,8 +208,10 @@ def run_recipe(recipe:dict, *, output_dir:str|None=None, progress:bool=True, max
     if recipe.get("warmstart"):
         from paretopo.warmstart import warm_started_model
         model, tok, _ = warm_started_model(**recipe["warmstart"])
-    else: model, tok = load_model(_resolve(recipe["base_dir"], path) if path else None, **m)
+    else: model, tok = load_model(_model_ref(recipe["base_dir"], path) if path else None, **m)
     exs, tool, close = recipe_task_and_tool(recipe, cfg)
+    from paretopo.rollout import with_chat_template
+    exs = with_chat_template(exs, tok, tool)  # a chat model gets system (protocol) + user (question) turns
     try: tr = train_policy(model, tok, exs, tool, cfg, progress=progress)
     finally: close()
     last = next((h for h in reversed(tr.state.log_history) if "loss" in h), {})
