@@ -43,7 +43,7 @@ def write_csv_atomic(path, rows:Sequence[dict]) -> Path:
     w.writeheader(); w.writerows(rows)
     return write_text_atomic(path, buf.getvalue())
 
-# %% ../nbs/00_files.ipynb
+# %% ../nbs/00_files.ipynb #f4d6501c
 class UserError(ValueError):
     "A mistake the user can fix; its message names what, where, and what to do (the CLI prints it as one line)."
 
