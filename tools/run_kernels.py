@@ -139,7 +139,7 @@ def main(argv=None):
           f"{a.jobs} at a time", flush=True)
     results, t0 = [], time.monotonic()
     kw = dict(timeout=a.timeout, slow=a.slow, cwd=cwd, kernel_name=a.kernel)
-    if a.jobs > 1:  # one kernel per worker process, like nbdev_test's workers; reported in order
+    if min(a.jobs, len(nbs)) > 1:  # one kernel per worker process, like nbdev_test's workers; reported in order
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         from functools import partial
