@@ -173,6 +173,11 @@ def _resolve_path(base, p):
     from paretopo.recipe import resolve_path
     return None if p is None else resolve_path(base, p)
 
+def _model_ref(base, p):
+    "A recipe's model name: a path (starts with . / ~ $, or exists next to the recipe) resolved against the recipe's directory; a hub id or alias as is."
+    s = os.path.expandvars(str(p))
+    return _resolve(base, p) if str(p).startswith((".", "/", "~", "$")) or Path(base, s).exists() else s
+
 def recipe_task_and_tool(recipe:dict, cfg=None # a ParetoPOConfig: its sandbox_* fields are the sandbox defaults
                         ):
     "`(examples, tool, closer)` for a recipe's task and tool; call `closer()` when done (sandbox)."
@@ -292,6 +297,8 @@ def run_recipe(recipe:dict, *, output_dir:str|None=None, progress:bool=True, max
             from paretopo.warmstart import warm_started_model
             model, tok, _ = warm_started_model(**(recipe["warmstart"] or {}))
         else: model, tok = load_model(_resolve(base, path) if path else None, **m)
+        from paretopo.rollout import with_chat_template
+        exs = with_chat_template(exs, tok, tool)  # a chat model gets system (protocol) + user (question) turns
         if overwrite: clear_run(cfg.output_dir)
         stop = interrupt_callback() if interruptible else None
         tr = train_policy(model, tok, exs, tool, cfg, progress=progress, resume_from_checkpoint=ckpt, callbacks=[stop] if stop else None)

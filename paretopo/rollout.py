@@ -13,7 +13,8 @@ from .tools import apply_tools, refused_observation  # refused_observation: re-e
 
 # %% auto #0
 __all__ = ['Rollout', 'ScriptedPolicy', 'StopStrings', 'RowStopper', 'eos_token_ids', 'answer_done', 'prompt_text',
-           'sample_tokens', 'generate_rollouts', 'rollouts_to_trl', 'make_rollout_func']
+           'sample_tokens', 'generate_rollouts', 'rollouts_to_trl', 'make_rollout_func', 'question_of',
+           'has_chat_template', 'chat_prompt', 'with_chat_template', 'split_spans']
 
 # %% ../nbs/14_rollout.ipynb #db279b3c
 @dataclass
@@ -392,3 +393,53 @@ def make_rollout_func(tool, *, max_tool_calls:int, # executed calls allowed per 
         return rollouts_to_trl(rs, eos_token_id=tok.eos_token_id if eos_after_answer else None)
     rollout_func.last_rollouts = None
     return rollout_func
+
+# %% ../nbs/14_rollout.ipynb #9a91054e
+import dataclasses
+from .tools import system_prompt
+
+# %% ../nbs/14_rollout.ipynb #c3c66beb
+_OP_WORDS = {"+": "plus", "-": "minus", "*": "times"}
+
+def _field(ex, name, default=None): return ex.get(name, default) if isinstance(ex, dict) else getattr(ex, name, default)
+
+def question_of(example) -> str:
+    "The question for a chat user turn: `meta['question']`, a synthetic `a op b=` in words, else the prompt itself."
+    meta = _field(example, "meta") or {}
+    if meta.get("question"): return str(meta["question"])
+    if meta.get("task") == "synthetic" and {"a", "op", "b"} <= set(meta):
+        return f"What is {meta['a']} {_OP_WORDS[meta['op']]} {meta['b']}?"
+    return str(_field(example, "prompt"))
+
+def has_chat_template(tokenizer) -> bool:
+    "Whether the tokenizer carries a chat template (pretrained instruct models do; the tiny char tokenizer does not)."
+    return bool(getattr(tokenizer, "chat_template", None))
+
+def chat_prompt(question:str, tokenizer, *, system:str|None) -> str:
+    "A system + user chat rendered by the tokenizer's template, ending with the assistant header."
+    msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
+    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+def with_chat_template(examples, # Examples (or dicts with prompt and meta)
+                       tokenizer, tool, # the tool whose protocol the system turn states
+                       *, use_tool:bool=True, # False: the protocol's answer format without tool calls
+                       system:str|None=None, # a system turn of your own instead of the protocol's
+                      ) -> list:
+    "Copies of `examples` with chat-template prompts (system: the protocol, user: the question); unchanged without a template."
+    examples = list(examples)
+    if not has_chat_template(tokenizer): return examples
+    sys_text = system if system is not None else system_prompt(tool, use_tool=use_tool)
+    out = []
+    for e in examples:
+        p = chat_prompt(question_of(e), tokenizer, system=sys_text)
+        out.append({**e, "prompt": p} if isinstance(e, dict) else dataclasses.replace(e, prompt=p))
+    return out
+
+# %% ../nbs/14_rollout.ipynb #9e4cbc29
+def split_spans(rollout) -> list[tuple[int, list]]:
+    "The completion as maximal runs of equal mask: `[(mask, ids), ...]` (1: model-written, 0: tool output)."
+    out = []
+    for t, m in zip(rollout.completion_ids, rollout.env_mask):
+        if out and out[-1][0] == m: out[-1][1].append(t)
+        else: out.append((m, [t]))
+    return out

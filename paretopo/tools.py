@@ -11,8 +11,9 @@ from typing import Protocol, Sequence
 from .files import read_jsonl  # the one jsonl reader (re-exported: paretopo.tasks imports it from here)
 
 # %% auto #0
-__all__ = ['Tool', 'refused_observation', 'apply_tools', 'truncate_middle', 'last_boxed', 'calc', 'CalculatorTool', 'PythonTool',
-           'Passage', 'Retriever', 'default_cache_dir', 'BM25Retriever', 'SearchTool']
+__all__ = ['PROTOCOL_PROMPTS', 'Tool', 'refused_observation', 'apply_tools', 'truncate_middle', 'last_boxed', 'calc',
+           'CalculatorTool', 'PythonTool', 'Passage', 'Retriever', 'default_cache_dir', 'BM25Retriever', 'SearchTool',
+           'system_prompt']
 
 # %% ../nbs/11_tools.ipynb #07996eae
 class Tool:
@@ -322,3 +323,32 @@ class SearchTool(Tool):
     def is_done(self, text:str) -> bool: return text.rstrip().endswith("</answer>")
     def budget_observation(self, call:str) -> str:
         return "\n\n<information>Search limit reached: no search was run.</information>\n\n"
+
+# %% ../nbs/11_tools.ipynb #9e05fb3f
+PROTOCOL_PROMPTS = {
+    ("calculator", True): ("You are a precise assistant with a calculator. To compute something, write C, the expression and a "
+                           "semicolon, for example C123*45; and the calculator replies with R, the value and a semicolon, for example "
+                           "R5535; . Expressions use integers and + - * only. Give the final answer as A, the integer and a period, "
+                           "for example A5535. and nothing after it."),
+    ("calculator", False): ("You are a precise assistant. Give the final answer as A, the integer and a period, for example A5535. "
+                            "and nothing after it."),
+    ("python", True): ("Solve the problem step by step. You may write Python code to help your reasoning: put it in a "
+                       "```python\n...\n``` block and it will be executed, with its output returned in a ```output\n...\n``` block. "
+                       "Put your final answer within \\boxed{}."),
+    ("python", False): "Solve the problem step by step. Put your final answer within \\boxed{}.",
+    ("search", True): ("Answer the given question. Reason step by step inside <think> and </think>. If you lack some knowledge, "
+                       "call a search engine with <search> query </search>; the top results are returned between <information> and "
+                       "</information>. You may search several times. When you know the answer, give it inside <answer> and "
+                       "</answer> without explanation, for example <answer> Beijing </answer>."),
+    ("search", False): ("Answer the given question. Reason step by step inside <think> and </think>, then give the answer inside "
+                        "<answer> and </answer> without explanation, for example <answer> Beijing </answer>."),
+}
+
+def system_prompt(tool, # a Tool (its `name` picks the protocol) or a protocol name
+                  *, use_tool:bool=True, # False: the same answer format without tool calls
+                 ) -> str:
+    "The system turn that states `tool`'s protocol to a chat model."
+    name = tool if isinstance(tool, str) else getattr(tool, "name", None)
+    if (name, bool(use_tool)) not in PROTOCOL_PROMPTS:
+        raise ValueError(f"no chat protocol for tool {name!r}: one of {sorted({n for n, _ in PROTOCOL_PROMPTS})}")
+    return PROTOCOL_PROMPTS[name, bool(use_tool)]

@@ -7,6 +7,7 @@ cannot run on a CPU machine and are counted as skipped, never as passed.
 import argparse, json, os, re, subprocess, sys, tempfile, time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from run_kernels import kernel_check_counts  # tools/ is on sys.path when this script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,6 +77,7 @@ def main():
     # children (notebooks, pytest, their subprocesses) find this environment's tools first
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     nb = run_notebooks(a.flags, a.path)
+    nb = tuple(x + y for x, y in zip(nb, kernel_check_counts(a.path)))  # every notebook through a real Jupyter kernel
     py = (0, 0, 0) if a.no_pytest else run_pytest(a.pytest_args)
     passed, failed, skipped = (x + y for x, y in zip(nb, py))
     print(f"pytest: {py[0]} passed, {py[1]} failed, {py[2]} skipped")
