@@ -34,7 +34,12 @@ VARIANTS = [
     ("paretopo rank_center=none", "paretopo", {"rank_center": "none"}),
     ("paretopo dhv=step", "paretopo", {"dhv_granularity": "step"}),
     ("paretopo gate=correct", "paretopo", {"tool_reward_gate": "correct"}),
+    # issue 10: beyond the paper (options of ParetoPOConfig; the paper's behaviour stays the default)
+    ("paretopo n_opt=evidence", "paretopo", {"n_opt_rule": "evidence"}),
+    ("paretopo dominance=correct_first", "paretopo", {"rank_dominance": "correct_first"}),
+    ("paretopo evidence+correct_first", "paretopo", {"n_opt_rule": "evidence", "rank_dominance": "correct_first"}),
 ]
+DIAG_KEYS = ("front1_wrong", "mixed", "n_opt_zero", "adv_correct_call", "adv_correct_direct", "adv_wrong_direct")
 SPLITS = ("known", "unknown", "hard")
 
 
@@ -114,6 +119,7 @@ def run_one(job) -> dict:
     from paretopo.config import ParetoPOConfig
     from paretopo.demo import make_example_reward
     from paretopo.rollout import make_rollout_func
+    from paretopo.tasks import synthetic_arithmetic
     from paretopo.tools import CalculatorTool
     from paretopo.trainer import ParetoPOTrainer, examples_to_dataset, tool_calls_reward
     from paretopo.warmstart import warm_started_model
@@ -133,6 +139,29 @@ def run_one(job) -> dict:
         hist = {f"{s} {k}": [] for s in SPLITS for k in ("EM", "#Tool")}
         hist.update(truncated=[], step_time=[], stage=[])
 
+        hist.update({f"diag {s} {k}": [] for s in SPLITS for k in DIAG_KEYS}); hist["n_opt_snapshots"] = []
+        fact_ids = {s: [str(e.id) for e in synthetic_arithmetic(kind=s)] for s in ("known", "unknown")}
+
+        def _m(x): return round(float(np.mean(x)), 4) if len(x) else None
+
+        def record_diagnostics(st, sp, n, step):
+            "Issue 10: per split, the mechanisms behind the accuracy loss (see ParetoPOState._diagnostics)."
+            lr = st.last_rows
+            ok, good, f1, adv, no = lr["scorable"], lr["correct"], lr["front1"], lr["adv"], lr["n_opt"]
+            for s in SPLITS:
+                grp = [j for j in range(len(sp) // g) if sp[j * g] == s]
+                mixed = [j for j in grp if good[j * g:(j + 1) * g].any() and (ok[j * g:(j + 1) * g] & ~good[j * g:(j + 1) * g]).any()]
+                hist[f"diag {s} front1_wrong"].append(_m([bool((f1 & ~good & ok)[j * g:(j + 1) * g].any()) for j in mixed]))
+                hist[f"diag {s} mixed"].append(_m([1.0 if j in mixed else 0.0 for j in grp]))
+                hist[f"diag {s} n_opt_zero"].append(_m([no[j * g] == 0 for j in grp if not np.isnan(no[j * g])]))
+                m = (sp == s) & ok
+                hist[f"diag {s} adv_correct_call"].append(_m(adv[m & good & (n > 0)]))
+                hist[f"diag {s} adv_correct_direct"].append(_m(adv[m & good & (n == 0)]))
+                hist[f"diag {s} adv_wrong_direct"].append(_m(adv[m & ~good & (n == 0)]))
+            if step % 10 == 0 or step == 1:
+                hist["n_opt_snapshots"].append(dict(step=step, **{s: [None if np.isnan(v) else v for v in (st.n_opt.get(q) for q in ids)]
+                                                                  for s, ids in fact_ids.items()}))
+
         class History(TrainerCallback):
             def on_step_end(self, a, state, control, **kw):
                 b = tr.pp_last_batch
@@ -146,6 +175,7 @@ def run_one(job) -> dict:
                 rs = rf.last_rollouts or []
                 hist["truncated"].append(int(sum(r.truncated for r in rs)))
                 hist["stage"].append(int(tr.pareto_state.stage) if tr.pareto_state is not None else 0)
+                if tr.pareto_state is not None and tr.pareto_state.last_rows: record_diagnostics(tr.pareto_state, sp, n, state.global_step)
 
         tr = ParetoPOTrainer(model=model, processing_class=tok, args=args, csv_log=False,
                              reward_funcs=[make_example_reward(train), tool_calls_reward],
