@@ -12,6 +12,8 @@ all runs are done), so a cut-off run still leaves data.
 
 Usage: python bench/repro.py [--steps 80] [--seeds 3] [--jobs 2] [--out results/repro.json] [--append] [--smoke]
 The committed file was made by `python bench/repro.py` (3 seeds), then `--seeds 4 --append`, then `--seeds 6 --append`.
+Issue 10's runs (results/repro_issue10.json) come from a warm start retrained on this machine, which is not bitwise the one of
+results/repro.json; `--append` now refuses to mix warm starts (it compares the cached warm start's final training loss).
 """
 from __future__ import annotations
 import argparse, json, math, multiprocessing as mp, os, random, sys, tempfile, time, warnings
@@ -38,6 +40,8 @@ VARIANTS = [
     ("paretopo n_opt=evidence", "paretopo", {"n_opt_rule": "evidence"}),
     ("paretopo dominance=correct_first", "paretopo", {"rank_dominance": "correct_first"}),
     ("paretopo evidence+correct_first", "paretopo", {"n_opt_rule": "evidence", "rank_dominance": "correct_first"}),
+    ("paretopo optimistic+correct_first", "paretopo", {"n_opt_rule": "optimistic", "rank_dominance": "correct_first"}),
+    ("paretopo n_opt=optimistic", "paretopo", {"n_opt_rule": "optimistic"}),
 ]
 DIAG_KEYS = ("front1_wrong", "mixed", "n_opt_zero", "adv_correct_call", "adv_correct_direct", "adv_wrong_direct")
 SPLITS = ("known", "unknown", "hard")
@@ -227,9 +231,17 @@ def main(argv=None):
         diff = [k for k, v in same.items() if old["meta"]["cfg"].get(k) != v]
         if diff: raise SystemExit(f"--append: settings differ from {out}: {diff}")
         if old["eval_questions"] != res["eval_questions"]: raise SystemExit("--append: evaluation questions differ")
+        if old.get("warmstart"):  # the cached warm start is not bitwise reproducible across machines/torch builds: never mix two
+            from paretopo.warmstart import warm_started_model
+            ws = warm_started_model(steps=cfg["warmstart_steps"], seed=cfg["warmstart_seed"])[2]
+            if ws.get("loss_last") != old["warmstart"]["stats"].get("loss_last"):
+                raise SystemExit(f"--append: the cached warm start (final loss {ws.get('loss_last')}) is not the one {out} was made with "
+                                 f"(final loss {old['warmstart']['stats'].get('loss_last')}); write to a new --out")
         done = {(r["name"], r["seed"]) for r in old["runs"]}
         jobs = [j for j in jobs if j[0] != "__warmstart__" and (j[0], j[3]) not in done] if old.get("warmstart") else [j for j in jobs if (j[0], j[3]) not in done]
         res["warmstart"], res["runs"] = old.get("warmstart"), list(old["runs"])
+        have = {r["name"] for r in old["runs"]} | {n for n, _, _ in variants}   # the file lists every variant it holds
+        res["meta"]["variants"] = [dict(name=n, estimator=e, options=x) for n, e, x in VARIANTS if n in have]
         res["meta"].update(started=old["meta"]["started"], invocations=list(old["meta"].get("invocations") or
                            [dict(wall_seconds=old["meta"]["wall_seconds"], runs=old["meta"]["completed"])]))
         res["meta"]["completed"] = len(res["runs"])

@@ -21,7 +21,7 @@ TOOL_REWARD_GATES = ("none", "correct")
 DHV_GRANULARITIES = ("trajectory", "step")
 STAGE_SWITCHES = ("fraction", "plateau")
 SANDBOX_ISOLATIONS = ("auto", "bwrap", "none")
-N_OPT_RULES = ("min", "evidence")
+N_OPT_RULES = ("min", "evidence", "optimistic")
 RANK_DOMINANCES = ("pareto", "correct_first")
 
 # %% ../nbs/21_config.ipynb #0eebd70a
@@ -68,7 +68,9 @@ class ParetoPOConfig(GRPOConfig):
         "(for N_opt)."})
     n_opt_rule: str = field(default="min", metadata={"help": "How N_opt[q] is set: `min` (paper: fewest calls of any correct "
         "rollout so far, only decreases) or `evidence` (beyond the paper: the fewest calls whose Wilson lower bound on the "
-        "success rate is within n_opt_margin of the best count's; a lucky guess does not count and N_opt can move back up).",
+        "success rate is within n_opt_margin of the best count's; a lucky guess does not count and N_opt can move back up) or "
+        "`optimistic` (beyond the paper: the same test with the Wilson upper bound, so a count qualifies until its failures "
+        "show it worse than the best count by more than n_opt_margin).",
         "choices": list(N_OPT_RULES)})
     n_opt_z: float = field(default=1.0, metadata={"help": "n_opt_rule=evidence: Wilson interval width in standard deviations (> 0)."})
     n_opt_margin: float = field(default=0.2, metadata={"help": "n_opt_rule=evidence: tolerated shortfall of a count's Wilson "

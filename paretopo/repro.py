@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ['SPLIT_ORDER', 'WARM', 'DIAG_KEYS', 'ISSUE10_BASELINES', 'ISSUE10_VARIANTS', 'default_results_path', 'load_results',
            'bootstrap_mean_ci', 'tool_efficiency', 'run_split_stats', 'variants_of', 'summary', 'warmstart_summary',
            'markdown_table', 'history_curves', 'history_figure', 'plane_figure', 'diff_ci', 'selectivity_rows',
-           'claim_verdicts', 'verdict_markdown', 'default_diag_path', 'diag_runs', 'diag_curve', 'diag_stage_means',
+           'claim_verdicts', 'verdict_markdown', 'default_issue10_path', 'diag_runs', 'diag_curve', 'diag_stage_means',
            'n_opt_zero_share', 'diag_figure', 'goal_verdicts', 'goal_markdown', 'repro_main']
 
 # %% ../nbs/40_repro.ipynb #802a28fe
@@ -263,13 +263,13 @@ def verdict_markdown(rows:list[dict]) -> str:
         t.append(f"| {r['claim']} | {r['key']} | {val} | **{r['verdict']}** |")
     return "\n".join(t)
 
-# %% ../nbs/40_repro.ipynb #578e20f7
+# %% ../nbs/40_repro.ipynb #23afa787
 DIAG_KEYS = ("front1_wrong", "mixed", "n_opt_zero", "adv_correct_call", "adv_correct_direct", "adv_wrong_direct")
 
-def default_diag_path() -> Path:
-    "The instrumented reruns: `$PARETOPO_REPRO_DIAG`, else `results/repro_diag.json` next to the results file."
-    env = os.environ.get("PARETOPO_REPRO_DIAG")
-    return Path(env) if env else default_results_path().with_name("repro_diag.json")
+def default_issue10_path() -> Path:
+    "Issue 10's results (instrumented runs, one warm start): `$PARETOPO_REPRO_ISSUE10`, else `results/repro_issue10.json`."
+    env = os.environ.get("PARETOPO_REPRO_ISSUE10")
+    return Path(env) if env else default_results_path().with_name("repro_issue10.json")
 
 def diag_runs(*results:dict) -> dict:
     "{variant: [runs with diagnostics]} over several results dicts (the first file that has a variant's diagnostics wins)."
@@ -314,7 +314,7 @@ def n_opt_zero_share(runs:list, *, split:str) -> tuple:
                    for s in sn[:L]] for sn in snaps], float)
     return steps, np.nanmean(v, 0)
 
-# %% ../nbs/40_repro.ipynb #4a3fdd8b
+# %% ../nbs/40_repro.ipynb #638456c3
 def diag_figure(DR:dict, *, cut:int=40, split:str="unknown"):
     "Plotly figure: N_opt = 0 share, first-front-wrong share, and the correct-call minus wrong-direct advantage gap on `split`."
     from plotly.subplots import make_subplots
@@ -336,11 +336,12 @@ def diag_figure(DR:dict, *, cut:int=40, split:str="unknown"):
     fig.update_layout(height=380, margin=dict(t=40, b=40, l=40, r=10), legend=dict(font=dict(size=10)))
     return fig
 
-# %% ../nbs/40_repro.ipynb #a6f08ef9
+# %% ../nbs/40_repro.ipynb #724b6385
 ISSUE10_BASELINES = ("grpo", "fixed_weight", "paretopo", "paretopo gate=correct")
-ISSUE10_VARIANTS = ("paretopo n_opt=evidence", "paretopo dominance=correct_first", "paretopo evidence+correct_first")
+ISSUE10_VARIANTS = ("paretopo n_opt=evidence", "paretopo dominance=correct_first", "paretopo evidence+correct_first",
+                    "paretopo optimistic+correct_first", "paretopo n_opt=optimistic")
 
-# %% ../nbs/40_repro.ipynb #de1f68c0
+# %% ../nbs/40_repro.ipynb #42fe2c28
 def goal_verdicts(res:dict, variants, *, mode:str="T=1", n_boot:int=2000) -> list[dict]:
     "Issue 10's goal per variant: rows {variant, criterion, mean, lo, hi, verdict} and one 'goal' row per variant."
     names = {r["name"] for r in res["runs"]}
