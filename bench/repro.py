@@ -12,6 +12,8 @@ all runs are done), so a cut-off run still leaves data.
 
 Usage: python bench/repro.py [--steps 80] [--seeds 3] [--jobs 2] [--out results/repro.json] [--append] [--smoke]
 The committed file was made by `python bench/repro.py` (3 seeds), then `--seeds 4 --append`, then `--seeds 6 --append`.
+Issue 10's runs (results/repro_issue10.json) come from a warm start retrained on this machine, which is not bitwise the one of
+results/repro.json; `--append` now refuses to mix warm starts (it compares the cached warm start's final training loss).
 """
 from __future__ import annotations
 import argparse, json, math, multiprocessing as mp, os, random, sys, tempfile, time, warnings
@@ -34,7 +36,14 @@ VARIANTS = [
     ("paretopo rank_center=none", "paretopo", {"rank_center": "none"}),
     ("paretopo dhv=step", "paretopo", {"dhv_granularity": "step"}),
     ("paretopo gate=correct", "paretopo", {"tool_reward_gate": "correct"}),
+    # issue 10: beyond the paper (options of ParetoPOConfig; the paper's behaviour stays the default)
+    ("paretopo n_opt=evidence", "paretopo", {"n_opt_rule": "evidence"}),
+    ("paretopo dominance=correct_first", "paretopo", {"rank_dominance": "correct_first"}),
+    ("paretopo evidence+correct_first", "paretopo", {"n_opt_rule": "evidence", "rank_dominance": "correct_first"}),
+    ("paretopo optimistic+correct_first", "paretopo", {"n_opt_rule": "optimistic", "rank_dominance": "correct_first"}),
+    ("paretopo n_opt=optimistic", "paretopo", {"n_opt_rule": "optimistic"}),
 ]
+DIAG_KEYS = ("front1_wrong", "mixed", "n_opt_zero", "adv_correct_call", "adv_correct_direct", "adv_wrong_direct")
 SPLITS = ("known", "unknown", "hard")
 
 
@@ -114,6 +123,7 @@ def run_one(job) -> dict:
     from paretopo.config import ParetoPOConfig
     from paretopo.demo import make_example_reward
     from paretopo.rollout import make_rollout_func
+    from paretopo.tasks import synthetic_arithmetic
     from paretopo.tools import CalculatorTool
     from paretopo.trainer import ParetoPOTrainer, examples_to_dataset, tool_calls_reward
     from paretopo.warmstart import warm_started_model
@@ -133,6 +143,29 @@ def run_one(job) -> dict:
         hist = {f"{s} {k}": [] for s in SPLITS for k in ("EM", "#Tool")}
         hist.update(truncated=[], step_time=[], stage=[])
 
+        hist.update({f"diag {s} {k}": [] for s in SPLITS for k in DIAG_KEYS}); hist["n_opt_snapshots"] = []
+        fact_ids = {s: [str(e.id) for e in synthetic_arithmetic(kind=s)] for s in ("known", "unknown")}
+
+        def _m(x): return round(float(np.mean(x)), 4) if len(x) else None
+
+        def record_diagnostics(st, sp, n, step):
+            "Issue 10: per split, the mechanisms behind the accuracy loss (see ParetoPOState._diagnostics)."
+            lr = st.last_rows
+            ok, good, f1, adv, no = lr["scorable"], lr["correct"], lr["front1"], lr["adv"], lr["n_opt"]
+            for s in SPLITS:
+                grp = [j for j in range(len(sp) // g) if sp[j * g] == s]
+                mixed = [j for j in grp if good[j * g:(j + 1) * g].any() and (ok[j * g:(j + 1) * g] & ~good[j * g:(j + 1) * g]).any()]
+                hist[f"diag {s} front1_wrong"].append(_m([bool((f1 & ~good & ok)[j * g:(j + 1) * g].any()) for j in mixed]))
+                hist[f"diag {s} mixed"].append(_m([1.0 if j in mixed else 0.0 for j in grp]))
+                hist[f"diag {s} n_opt_zero"].append(_m([no[j * g] == 0 for j in grp if not np.isnan(no[j * g])]))
+                m = (sp == s) & ok
+                hist[f"diag {s} adv_correct_call"].append(_m(adv[m & good & (n > 0)]))
+                hist[f"diag {s} adv_correct_direct"].append(_m(adv[m & good & (n == 0)]))
+                hist[f"diag {s} adv_wrong_direct"].append(_m(adv[m & ~good & (n == 0)]))
+            if step % 10 == 0 or step == 1:
+                hist["n_opt_snapshots"].append(dict(step=step, **{s: [None if np.isnan(v) else v for v in (st.n_opt.get(q) for q in ids)]
+                                                                  for s, ids in fact_ids.items()}))
+
         class History(TrainerCallback):
             def on_step_end(self, a, state, control, **kw):
                 b = tr.pp_last_batch
@@ -146,6 +179,7 @@ def run_one(job) -> dict:
                 rs = rf.last_rollouts or []
                 hist["truncated"].append(int(sum(r.truncated for r in rs)))
                 hist["stage"].append(int(tr.pareto_state.stage) if tr.pareto_state is not None else 0)
+                if tr.pareto_state is not None and tr.pareto_state.last_rows: record_diagnostics(tr.pareto_state, sp, n, state.global_step)
 
         tr = ParetoPOTrainer(model=model, processing_class=tok, args=args, csv_log=False,
                              reward_funcs=[make_example_reward(train), tool_calls_reward],
@@ -197,9 +231,17 @@ def main(argv=None):
         diff = [k for k, v in same.items() if old["meta"]["cfg"].get(k) != v]
         if diff: raise SystemExit(f"--append: settings differ from {out}: {diff}")
         if old["eval_questions"] != res["eval_questions"]: raise SystemExit("--append: evaluation questions differ")
+        if old.get("warmstart"):  # the cached warm start is not bitwise reproducible across machines/torch builds: never mix two
+            from paretopo.warmstart import warm_started_model
+            ws = warm_started_model(steps=cfg["warmstart_steps"], seed=cfg["warmstart_seed"])[2]
+            if ws.get("loss_last") != old["warmstart"]["stats"].get("loss_last"):
+                raise SystemExit(f"--append: the cached warm start (final loss {ws.get('loss_last')}) is not the one {out} was made with "
+                                 f"(final loss {old['warmstart']['stats'].get('loss_last')}); write to a new --out")
         done = {(r["name"], r["seed"]) for r in old["runs"]}
         jobs = [j for j in jobs if j[0] != "__warmstart__" and (j[0], j[3]) not in done] if old.get("warmstart") else [j for j in jobs if (j[0], j[3]) not in done]
         res["warmstart"], res["runs"] = old.get("warmstart"), list(old["runs"])
+        have = {r["name"] for r in old["runs"]} | {n for n, _, _ in variants}   # the file lists every variant it holds
+        res["meta"]["variants"] = [dict(name=n, estimator=e, options=x) for n, e, x in VARIANTS if n in have]
         res["meta"].update(started=old["meta"]["started"], invocations=list(old["meta"].get("invocations") or
                            [dict(wall_seconds=old["meta"]["wall_seconds"], runs=old["meta"]["completed"])]))
         res["meta"]["completed"] = len(res["runs"])

@@ -9,18 +9,21 @@ import numpy as np
 from .pareto import pareto_ranks
 from .hypervolume import ParetoArchive
 from .efficiency import NOptTracker, objective_matrix, is_correct, TOOL_REWARD_GATES, _check_alpha
+from .efficiency import N_OPT_RULES, make_n_opt_tracker
 from .smoothing import DHVSmoother, pareto_meta_reward, stage1_reward, DHV_GRANULARITIES, _check_gamma
 
 # %% auto #0
-__all__ = ['ESTIMATORS', 'RANK_CENTERS', 'GRPO_SCALES', 'STAGE_SWITCHES', 'EPS', 'check_weights', 'grpo_advantage',
-           'fixed_weight_advantage', 'otc_reward', 'otc_grpo_advantage', 'mo_grpo_advantage', 'hdpo_advantage',
-           'stage1_advantage', 'within_rank_minmax', 'rank_advantage', 'ParetoPOState']
+__all__ = ['ESTIMATORS', 'RANK_CENTERS', 'GRPO_SCALES', 'STAGE_SWITCHES', 'RANK_DOMINANCES', 'EPS', 'check_weights',
+           'grpo_advantage', 'fixed_weight_advantage', 'otc_reward', 'otc_grpo_advantage', 'mo_grpo_advantage',
+           'hdpo_advantage', 'stage1_advantage', 'dominance_ranks', 'within_rank_minmax', 'rank_advantage',
+           'ParetoPOState']
 
 # %% ../nbs/05_advantages.ipynb #4f8078a5
 ESTIMATORS = ("grpo", "fixed_weight", "otc_grpo", "mo_grpo", "hdpo", "paretopo", "paretopo_stage1", "paretopo_stage2")
 RANK_CENTERS = ("mean", "none")
 GRPO_SCALES = ("group", "none")
 STAGE_SWITCHES = ("fraction", "plateau")
+RANK_DOMINANCES = ("pareto", "correct_first")
 EPS = 1e-6
 
 def _choice(value, allowed, name):
@@ -138,6 +141,20 @@ def stage1_advantage(R, # [g, k] objective matrix of one group
     return grpo_advantage(np.broadcast_to(stage1_reward(pareto_meta_reward(s), R @ w), (len(R),)), scale=scale, eps=eps)
 
 # %% ../nbs/05_advantages.ipynb #ffc43f0a
+def dominance_ranks(R, # [g, k] objective matrix of one group (higher is better)
+                    *, dominance:str="pareto", # "pareto" (paper) | "correct_first"
+                    correct=None) -> np.ndarray: # [g] bool, who is correct; required for "correct_first"
+    "Front index per member (1 = best): Pareto ranks, or with `correct_first` every correct member ranked before every wrong one."
+    R = np.asarray(R, dtype=float); _choice(dominance, RANK_DOMINANCES, "dominance")
+    if dominance == "pareto": return pareto_ranks(R)
+    if correct is None: raise ValueError("dominance='correct_first' needs `correct` (one bool per member)")
+    ok = np.asarray(correct, dtype=bool)
+    if ok.shape != (len(R),): raise ValueError(f"correct has shape {ok.shape}, expected ({len(R)},)")
+    rk = np.zeros(len(R), dtype=int)
+    if ok.any(): rk[ok] = pareto_ranks(R[ok])
+    if (~ok).any(): rk[~ok] = pareto_ranks(R[~ok]) + (rk[ok].max() if ok.any() else 0)
+    return rk
+
 def within_rank_minmax(r_w, # [g] scalarised reward
                        rk): # [g] Pareto rank per member
     "r_w min-max normalised among members of the same rank; 0.5 for a rank with one member or all equal."
@@ -152,11 +169,13 @@ def within_rank_minmax(r_w, # [g] scalarised reward
 def rank_advantage(R,   # [g, k] objective matrix of one group (higher is better)
                    r_w, # [g] scalarised reward used for the within-rank tie-break
                    *, beta:float=0.5,          # tie-break weight in [0, 1]
-                   rank_center:str="mean") -> np.ndarray: # "mean" (subtract group mean) | "none" (paper)
+                   rank_center:str="mean", # "mean" (subtract group mean) | "none" (paper)
+                   dominance:str="pareto", # "pareto" (paper) | "correct_first" (see `dominance_ranks`)
+                   correct=None) -> np.ndarray: # [g] bool, who is correct; required for "correct_first"
     "ParetoPO stage-2 advantage: N_rank - rank + 1 + beta (r^_w - 0.5), optionally centred."
     R = _group_R(R); r_w = _group_vec(r_w, "r_w"); _same_len(R, r_w, "R", "r_w")
     beta = _check_beta(beta); _choice(rank_center, RANK_CENTERS, "rank_center")
-    rk = pareto_ranks(R)
+    rk = dominance_ranks(R, dominance=dominance, correct=correct)
     A = (rk.max() - rk + 1) + beta * (within_rank_minmax(r_w, rk) - 0.5)
     if rank_center == "mean":
         if rk.max() == 1 and np.ptp(r_w) == 0: return np.zeros(len(R))   # degenerate: exactly 0
@@ -211,10 +230,16 @@ class ParetoPOState:
                  ref=None,                  # HV reference point, default zeros(k)
                  alpha_len:float=0.5, len_scale:float=100.0, # r_len (k = 3)
                  correct_at:float=1.0,      # score at which a rollout counts as correct
+                 n_opt_rule:str="min",      # "min" (paper: running minimum) | "evidence" (EvidenceNOptTracker)
+                 n_opt_z:float=1.0, n_opt_margin:float=0.2, # evidence rule: Wilson z > 0, LCB margin in [0, 1]
+                 rank_dominance:str="pareto", # stage-2 ranks: "pareto" (paper) | "correct_first"
                  eps:float=EPS):
         _choice(estimator, ESTIMATORS, "estimator"); _choice(rank_center, RANK_CENTERS, "rank_center")
         _choice(tool_reward_gate, TOOL_REWARD_GATES, "tool_reward_gate"); _choice(dhv_granularity, DHV_GRANULARITIES, "dhv_granularity")
         _choice(stage_switch, STAGE_SWITCHES, "stage_switch"); _choice(grpo_scale, GRPO_SCALES, "grpo_scale")
+        _choice(n_opt_rule, N_OPT_RULES, "n_opt_rule"); _choice(rank_dominance, RANK_DOMINANCES, "rank_dominance")
+        _check_alpha(n_opt_z, "n_opt_z")
+        if not 0 <= n_opt_margin <= 1: raise ValueError(f"n_opt_margin must lie in [0, 1], got {n_opt_margin!r}")
         w = check_weights(weights)
         if w.size not in (2, 3): raise ValueError(f"k mismatch: weights has {w.size} entries; supported objectives are (task, tool) k=2 or (task, tool, length) k=3")
         k = w.size
@@ -238,12 +263,15 @@ class ParetoPOState:
                            total_steps=None if total_steps is None else int(total_steps), plateau_eps=float(plateau_eps),
                            plateau_patience=int(plateau_patience), plateau_min_steps=int(plateau_min_steps), otc_c=float(otc_c),
                            hdpo_lambda=float(hdpo_lambda), grpo_scale=grpo_scale, ref=[float(x) for x in r],
-                           alpha_len=float(alpha_len), len_scale=float(len_scale), correct_at=float(correct_at), eps=float(eps))
+                           alpha_len=float(alpha_len), len_scale=float(len_scale), correct_at=float(correct_at),
+                           n_opt_rule=n_opt_rule, n_opt_z=float(n_opt_z), n_opt_margin=float(n_opt_margin),
+                           rank_dominance=rank_dominance, eps=float(eps))
         self.k, self.w, self.ref = k, w, r
-        self.n_opt, self.l_opt = NOptTracker(correct_at=correct_at), NOptTracker(correct_at=correct_at)
+        self.n_opt = make_n_opt_tracker(n_opt_rule, correct_at=correct_at, z=n_opt_z, margin=n_opt_margin)
+        self.l_opt = NOptTracker(correct_at=correct_at)   # L_opt (token counts) keeps the paper's minimum
         self.smoother = DHVSmoother(gamma=gamma, granularity=dhv_granularity)
         self.archive, self.global_archive = ParetoArchive(ref=r), ParetoArchive(ref=r)
-        self.step, self.plateau_count, self.metrics = 0, 0, {}
+        self.step, self.plateau_count, self.metrics, self.last_rows = 0, 0, {}, {}
         self.stage = {"paretopo": 1, "paretopo_stage1": 1, "paretopo_stage2": 2}.get(estimator, 0)
 
     def __repr__(self):
@@ -309,7 +337,8 @@ def _group_adv(self:ParetoPOState, est, R, c, n, s, n_opt):
     if est == "mo_grpo": return mo_grpo_advantage(R, weights=self.w, eps=eps)
     if est == "hdpo": return hdpo_advantage(c, n, lam=cf["hdpo_lambda"], correct_at=cf["correct_at"], scale=sc, eps=eps)
     if est == "stage1": return stage1_advantage(R, s, weights=self.w, scale=sc, eps=eps)
-    return rank_advantage(R, R @ self.w, beta=cf["beta"], rank_center=cf["rank_center"])
+    return rank_advantage(R, R @ self.w, beta=cf["beta"], rank_center=cf["rank_center"], dominance=cf["rank_dominance"],
+                          correct=is_correct(c, correct_at=cf["correct_at"]))
 ParetoPOState._group_adv = _group_adv
 
 def advantages(self:ParetoPOState, question_ids, # [n] question id per row; groups are contiguous
@@ -352,6 +381,7 @@ def advantages(self:ParetoPOState, question_ids, # [n] question id per row; grou
         self.plateau_count = self.plateau_count + 1 if self.smoother.m < cf["plateau_eps"] else 0
         if self.stage == 1 and self.step >= cf["plateau_min_steps"] and self.plateau_count >= cf["plateau_patience"]: self.stage = 2
     self.metrics = self._step_metrics(qids, c, n, t, ok, R, d, s, adv, n_fronts, degenerate / G, stage_used)
+    self.metrics.update(self._diagnostics(c, n, ok, R, adv, g, n_opt_g))
     return adv
 ParetoPOState.advantages = advantages; advantages.__qualname__ = "ParetoPOState.advantages"
 
@@ -378,8 +408,30 @@ def _step_metrics(self:ParetoPOState, qids, c, n, t, ok, R, d, s, adv, n_fronts,
     return m
 ParetoPOState._step_metrics = _step_metrics
 
+# %% ../nbs/05_advantages.ipynb #eba78998
+def _diagnostics(self:ParetoPOState, c, n, ok, R, adv, g, n_opt_g) -> dict:
+    "Per-step diagnostics of the accuracy/frugality trade; per-row values go to `self.last_rows`."
+    cf = self.config
+    good = is_correct(c, correct_at=cf["correct_at"]) & ok
+    G, front1, mixed, wrong_front = len(c) // g, np.zeros(len(c), dtype=bool), 0, 0
+    for j in range(G):
+        rows = np.arange(j * g, (j + 1) * g); sr = rows[ok[rows]]
+        if len(sr) == 0: continue
+        front1[sr] = dominance_ranks(R[sr], dominance=cf["rank_dominance"], correct=good[sr]) == 1
+        if good[sr].any() and (~good[sr]).any(): mixed += 1; wrong_front += int((front1[sr] & ~good[sr]).any())
+    direct, call = ok & (n == 0), ok & (n > 0)
+    defined = ~np.isnan(n_opt_g)
+    self.last_rows = dict(n_opt=np.repeat(n_opt_g, g), front1=front1, correct=good, scorable=ok.copy(), adv=np.array(adv, dtype=float))
+    return {"paretopo/diag/front1_wrong_frac": wrong_front / mixed if mixed else math.nan,
+            "paretopo/diag/mixed_group_frac": mixed / G,
+            "paretopo/diag/n_opt_zero_frac": float(np.mean(n_opt_g[defined] == 0)) if defined.any() else math.nan,
+            "paretopo/diag/adv_correct_call": _mean(adv[good & call]), "paretopo/diag/adv_correct_direct": _mean(adv[good & direct]),
+            "paretopo/diag/adv_wrong_direct": _mean(adv[~good & direct]), "paretopo/diag/adv_wrong_call": _mean(adv[~good & call])}
+ParetoPOState._diagnostics = _diagnostics
+
 # %% ../nbs/05_advantages.ipynb #8a09ea87
 _FORMAT = "paretopo.ParetoPOState/1"
+_ADDED_DEFAULTS = dict(n_opt_rule="min", n_opt_z=1.0, n_opt_margin=0.2, rank_dominance="pareto")
 
 def state_dict(self:ParetoPOState) -> dict:
     "JSON-serialisable snapshot: configuration, N_opt, L_opt, archives, EMA, step, stage."
@@ -392,6 +444,7 @@ def load_state_dict(self:ParetoPOState, d:dict, *, strict:bool=True):
     "Restore exactly from `state_dict()` (after a JSON round trip too)."
     d = _from_json(d)
     if d.get("format") != _FORMAT: raise ValueError(f"not a ParetoPOState state dict (format {d.get('format')!r}, expected {_FORMAT!r})")
+    d["config"] = {**_ADDED_DEFAULTS, **d["config"]}   # saved before these options existed: the paper's behaviour
     diff = sorted(k for k in set(d["config"]) | set(self.config) if d["config"].get(k) != self.config.get(k))
     saved = d["config"]
     if diff and strict:
@@ -405,7 +458,7 @@ def load_state_dict(self:ParetoPOState, d:dict, *, strict:bool=True):
 
 def from_state_dict(cls, d:dict) -> ParetoPOState:
     "A new state built from a saved one, configuration included."
-    return cls(**_from_json(d)["config"]).load_state_dict(d)
+    return cls(**{**_ADDED_DEFAULTS, **_from_json(d)["config"]}).load_state_dict(d)
 
 ParetoPOState.state_dict, ParetoPOState.load_state_dict = state_dict, load_state_dict
 ParetoPOState.from_state_dict = classmethod(from_state_dict)

@@ -11,7 +11,8 @@ from trl import GRPOConfig
 
 # %% auto #0
 __all__ = ['ESTIMATORS', 'RANK_CENTERS', 'TOOL_REWARD_GATES', 'DHV_GRANULARITIES', 'STAGE_SWITCHES', 'SANDBOX_ISOLATIONS',
-           'ParetoPOConfig', 'paretopo_fields', 'config_from_dict', 'config_from_args', 'state_kwargs']
+           'N_OPT_RULES', 'RANK_DOMINANCES', 'ParetoPOConfig', 'paretopo_fields', 'config_from_dict',
+           'config_from_args', 'state_kwargs']
 
 # %% ../nbs/21_config.ipynb #b7deaf33
 ESTIMATORS = ("grpo", "fixed_weight", "otc_grpo", "mo_grpo", "hdpo", "paretopo", "paretopo_stage1", "paretopo_stage2")
@@ -20,6 +21,8 @@ TOOL_REWARD_GATES = ("none", "correct")
 DHV_GRANULARITIES = ("trajectory", "step")
 STAGE_SWITCHES = ("fraction", "plateau")
 SANDBOX_ISOLATIONS = ("auto", "bwrap", "none")
+N_OPT_RULES = ("min", "evidence", "optimistic")
+RANK_DOMINANCES = ("pareto", "correct_first")
 
 # %% ../nbs/21_config.ipynb #0eebd70a
 def _cuda_available() -> bool:
@@ -63,6 +66,18 @@ class ParetoPOConfig(GRPOConfig):
     length_scale: float = field(default=100.0, metadata={"help": "k = 3 only: token scale L_scale > 0 of the length objective."})
     correct_at: float = field(default=1.0, metadata={"help": "Task score in (0, 1] at which a rollout counts as correct "
         "(for N_opt)."})
+    n_opt_rule: str = field(default="min", metadata={"help": "How N_opt[q] is set: `min` (paper: fewest calls of any correct "
+        "rollout so far, only decreases) or `evidence` (beyond the paper: the fewest calls whose Wilson lower bound on the "
+        "success rate is within n_opt_margin of the best count's; a lucky guess does not count and N_opt can move back up) or "
+        "`optimistic` (beyond the paper: the same test with the Wilson upper bound, so a count qualifies until its failures "
+        "show it worse than the best count by more than n_opt_margin).",
+        "choices": list(N_OPT_RULES)})
+    n_opt_z: float = field(default=1.0, metadata={"help": "n_opt_rule=evidence: Wilson interval width in standard deviations (> 0)."})
+    n_opt_margin: float = field(default=0.2, metadata={"help": "n_opt_rule=evidence: tolerated shortfall of a count's Wilson "
+        "lower bound against the best count's, in [0, 1]."})
+    rank_dominance: str = field(default="pareto", metadata={"help": "Stage-2 ranking: `pareto` (paper) or `correct_first` "
+        "(beyond the paper: every correct rollout ranks above every wrong one, Pareto order within each).",
+        "choices": list(RANK_DOMINANCES)})
     max_tool_calls: int = field(default=4, metadata={"help": "Executed tool calls allowed per trajectory (>= 0); "
         "later calls are not executed."})
     sandbox_workers: int = field(default=2, metadata={"help": "Python sandbox worker processes (>= 1)."})
@@ -90,6 +105,7 @@ class ParetoPOConfig(GRPOConfig):
         "Raise ValueError naming the first ParetoPO field with a bad value."
         for name, allowed in [("advantage", ESTIMATORS), ("rank_center", RANK_CENTERS), ("tool_reward_gate", TOOL_REWARD_GATES),
                               ("dhv_granularity", DHV_GRANULARITIES), ("stage_switch", STAGE_SWITCHES),
+                              ("n_opt_rule", N_OPT_RULES), ("rank_dominance", RANK_DOMINANCES),
                               ("sandbox_isolation", SANDBOX_ISOLATIONS)]:
             if getattr(self, name) not in allowed: raise _bad(name, getattr(self, name), f"must be one of {allowed}")
         w = list(self.objective_weights)
@@ -106,7 +122,8 @@ class ParetoPOConfig(GRPOConfig):
                   ("hdpo_lambda", self.hdpo_lambda >= 0, "must be >= 0"), ("max_tool_calls", self.max_tool_calls >= 0, "must be >= 0"),
                   ("sandbox_workers", self.sandbox_workers >= 1, "must be >= 1"), ("sandbox_timeout", self.sandbox_timeout > 0, "must be > 0"),
                   ("sandbox_memory_mb", self.sandbox_memory_mb > 0, "must be > 0"), ("length_alpha", self.length_alpha > 0, "must be > 0"),
-                  ("length_scale", self.length_scale > 0, "must be > 0"), ("correct_at", 0 < self.correct_at <= 1, "must be in (0, 1]")]
+                  ("length_scale", self.length_scale > 0, "must be > 0"), ("correct_at", 0 < self.correct_at <= 1, "must be in (0, 1]"),
+                  ("n_opt_z", self.n_opt_z > 0, "must be > 0"), ("n_opt_margin", 0 <= self.n_opt_margin <= 1, "must be in [0, 1]")]
         for name, ok, why in checks:
             v = getattr(self, name)
             if isinstance(v, float) and not math.isfinite(v): raise _bad(name, v, "must be finite")
@@ -149,4 +166,5 @@ def state_kwargs(cfg:ParetoPOConfig, *, total_steps:int|None=None) -> dict[str, 
                 total_steps=total_steps, plateau_eps=cfg.plateau_eps, plateau_patience=cfg.plateau_patience,
                 plateau_min_steps=cfg.plateau_min_steps, otc_c=cfg.otc_c, hdpo_lambda=cfg.hdpo_lambda,
                 grpo_scale=cfg.scale_rewards, ref=None if cfg.hv_ref is None else list(cfg.hv_ref),
-                alpha_len=cfg.length_alpha, len_scale=cfg.length_scale, correct_at=cfg.correct_at)
+                alpha_len=cfg.length_alpha, len_scale=cfg.length_scale, correct_at=cfg.correct_at,
+                n_opt_rule=cfg.n_opt_rule, n_opt_z=cfg.n_opt_z, n_opt_margin=cfg.n_opt_margin, rank_dominance=cfg.rank_dominance)

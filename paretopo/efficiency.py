@@ -9,7 +9,8 @@ from collections.abc import Hashable, Iterable
 import numpy as np
 
 # %% auto #0
-__all__ = ['TOOL_REWARD_GATES', 'tool_reward', 'is_correct', 'NOptTracker', 'length_reward', 'objective_matrix']
+__all__ = ['N_OPT_RULES', 'EVIDENCE_BOUNDS', 'TOOL_REWARD_GATES', 'tool_reward', 'is_correct', 'NOptTracker', 'wilson_lower',
+           'wilson_upper', 'EvidenceNOptTracker', 'make_n_opt_tracker', 'length_reward', 'objective_matrix']
 
 # %% ../nbs/03_efficiency.ipynb #529e75d1
 def _check_alpha(alpha, name="alpha"):
@@ -85,6 +86,103 @@ class NOptTracker:
         self.correct_at = float(d["correct_at"])
         self._best = {str(k): float(v) for k, v in d["best"].items()}
         return self
+
+# %% ../nbs/03_efficiency.ipynb #1cb61fe9
+N_OPT_RULES = ("min", "evidence", "optimistic")
+
+def wilson_lower(successes, # successes s >= 0 (scalar or array)
+                 trials,    # trials n >= s; n = 0 gives 0
+                 *, z:float=1.0) -> np.ndarray: # width in standard deviations, > 0
+    "Lower end of the Wilson score interval of a success rate; 0 where there are no trials."
+    z = _check_alpha(z, "z")
+    s, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
+    if np.any(s < 0) or np.any(n < s): raise ValueError(f"need 0 <= successes <= trials, got {s.tolist()} / {n.tolist()}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = s / n
+        lo = (p + z * z / (2 * n) - z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+    lo = np.where(n > 0, np.clip(lo, 0.0, 1.0), 0.0)
+    return float(lo) if lo.ndim == 0 else lo
+
+def wilson_upper(successes, trials, *, z:float=1.0) -> np.ndarray:
+    "Upper end of the Wilson score interval (1 - the lower end for the failures); 1 where there are no trials."
+    s, n = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
+    if np.any(s < 0) or np.any(n < s): raise ValueError(f"need 0 <= successes <= trials, got {s.tolist()} / {n.tolist()}")
+    up = 1.0 - wilson_lower(n - s, n, z=z)
+    return np.where(n > 0, up, 1.0) if np.ndim(up) else (float(up) if n > 0 else 1.0)
+
+EVIDENCE_BOUNDS = ("lower", "upper")
+
+class EvidenceNOptTracker:
+    "Per-question N_opt from success/trial counts per call count: the fewest calls whose Wilson bound is within `margin` of the best LCB."
+    def __init__(self, *, correct_at:float=1.0, # score at which a rollout counts as correct
+                 z:float=1.0,        # Wilson interval width (standard deviations), > 0
+                 margin:float=0.2,   # tolerated shortfall against the best-supported count's LCB, in [0, 1]
+                 bound:str="lower"): # "lower": a count must be shown good (evidence); "upper": it counts until shown worse (optimistic)
+        if not (isinstance(margin, (int, float, np.integer, np.floating)) and 0 <= margin <= 1):
+            raise ValueError(f"margin must lie in [0, 1], got {margin!r}")
+        if bound not in EVIDENCE_BOUNDS: raise ValueError(f"unknown bound {bound!r}; allowed: {', '.join(EVIDENCE_BOUNDS)}")
+        self.correct_at, self.z, self.margin, self.bound = float(correct_at), _check_alpha(z, "z"), float(margin), bound
+        self._counts, self._best = {}, {}   # q -> {calls: [successes, trials]}; q -> cached N_opt
+
+    def update(self, qids, # question id per row (hashable; stored as str)
+               correct,    # score per row in [0,1]; NaN = unscorable
+               n_calls):   # count per row, >= 0; NaN = unscorable
+        "Add this batch's scorable rows to the per-count tallies and recompute N_opt of the questions seen."
+        qids = list(qids); c, n = _as_float(correct, "correct"), _as_float(n_calls, "n_calls")
+        if c.ndim != 1 or n.shape != c.shape or len(qids) != len(c):
+            raise ValueError(f"qids, correct, n_calls must be 1-D of one length, got {len(qids)}, {c.shape}, {n.shape}")
+        _check_counts(n, "n_calls")
+        ok = is_correct(c, correct_at=self.correct_at)
+        seen = set()
+        for i in np.flatnonzero(np.isfinite(c) & np.isfinite(n)):
+            q = str(qids[i]); tally = self._counts.setdefault(q, {}).setdefault(float(n[i]), [0, 0])
+            tally[0] += int(ok[i]); tally[1] += 1; seen.add(q)
+        for q in seen: self._best[q] = self._rule(self._counts[q])
+        return self
+
+    def _rule(self, counts:dict) -> float:
+        cs = sorted(counts)
+        s = np.array([counts[k][0] for k in cs], float); n = np.array([counts[k][1] for k in cs], float)
+        if s.sum() == 0: return math.nan
+        lo = wilson_lower(s, n, z=self.z)
+        b = lo if self.bound == "lower" else wilson_upper(s, n, z=self.z)
+        ok = (s >= 1) & (b >= lo.max() - self.margin - 1e-12)
+        return float(cs[int(np.flatnonzero(ok)[0])])
+
+    def get(self, qid) -> float:
+        "N_opt of one question, NaN while undefined."
+        return self._best.get(str(qid), math.nan)
+
+    def lookup(self, qids) -> np.ndarray:
+        "N_opt per row, NaN where undefined."
+        return np.array([self.get(q) for q in qids], dtype=float)
+
+    def counts(self, qid) -> dict:
+        "`{calls: (successes, trials)}` of one question (a copy)."
+        return {k: tuple(v) for k, v in sorted(self._counts.get(str(qid), {}).items())}
+
+    def __len__(self): return sum(not math.isnan(v) for v in self._best.values())
+    def __contains__(self, qid): return not math.isnan(self.get(qid))
+    def __repr__(self): return f"EvidenceNOptTracker({len(self)} questions defined, z={self.z}, margin={self.margin}, bound={self.bound!r})"
+
+    def state_dict(self) -> dict:
+        "JSON-serialisable state."
+        return {"rule": "evidence", "correct_at": self.correct_at, "z": self.z, "margin": self.margin, "bound": self.bound,
+                "counts": {q: [[k, v[0], v[1]] for k, v in sorted(d.items())] for q, d in self._counts.items()}}
+
+    def load_state_dict(self, d:dict):
+        "Restore exactly from `state_dict()`."
+        self.correct_at, self.z, self.margin = float(d["correct_at"]), float(d["z"]), float(d["margin"])
+        self.bound = d.get("bound", "lower")
+        self._counts = {str(q): {float(k): [int(s), int(n)] for k, s, n in rows} for q, rows in d["counts"].items()}
+        self._best = {q: self._rule(c) for q, c in self._counts.items()}
+        return self
+
+def make_n_opt_tracker(rule:str="min", *, correct_at:float=1.0, z:float=1.0, margin:float=0.2):
+    "The N_opt tracker of `rule`: `min` (paper, `NOptTracker`), `evidence` or `optimistic` (`EvidenceNOptTracker`, lower or upper bound)."
+    if rule not in N_OPT_RULES: raise ValueError(f"unknown n_opt_rule {rule!r}; allowed: {', '.join(N_OPT_RULES)}")
+    if rule == "min": return NOptTracker(correct_at=correct_at)
+    return EvidenceNOptTracker(correct_at=correct_at, z=z, margin=margin, bound="lower" if rule == "evidence" else "upper")
 
 # %% ../nbs/03_efficiency.ipynb #1926d3dc
 TOOL_REWARD_GATES = ("none", "correct")

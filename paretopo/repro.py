@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['SPLIT_ORDER', 'WARM', 'default_results_path', 'load_results', 'bootstrap_mean_ci', 'tool_efficiency',
-           'run_split_stats', 'variants_of', 'summary', 'warmstart_summary', 'markdown_table', 'history_curves',
-           'history_figure', 'plane_figure', 'diff_ci', 'selectivity_rows', 'claim_verdicts', 'verdict_markdown',
-           'repro_main']
+__all__ = ['SPLIT_ORDER', 'WARM', 'DIAG_KEYS', 'ISSUE10_BASELINES', 'ISSUE10_VARIANTS', 'default_results_path', 'load_results',
+           'bootstrap_mean_ci', 'tool_efficiency', 'run_split_stats', 'variants_of', 'summary', 'warmstart_summary',
+           'markdown_table', 'history_curves', 'history_figure', 'plane_figure', 'diff_ci', 'selectivity_rows',
+           'claim_verdicts', 'verdict_markdown', 'default_issue10_path', 'diag_runs', 'diag_curve', 'diag_stage_means',
+           'n_opt_zero_share', 'diag_figure', 'goal_verdicts', 'goal_markdown', 'repro_main']
 
 # %% ../nbs/40_repro.ipynb #802a28fe
 def default_results_path() -> Path:
@@ -184,14 +185,15 @@ def plane_figure(S:dict, W:dict|None=None, *, mode:str="T=1", res:dict|None=None
 # %% ../nbs/40_repro.ipynb #d46ad5e7
 WARM = "warm start"
 
-def diff_ci(res:dict, a:str, b:str, key:str, *, what:str="EM", n_boot:int=2000, seed:int=0) -> tuple[float, float, float]:
+def diff_ci(res:dict, a:str, b:str, key:str, *, what:str="EM", n_boot:int=2000, seed:int=0,
+            b_scale:float=1.0) -> tuple[float, float, float]: # compare with b_scale x b (e.g. 0.5: "half of b")
     "(mean, low, high) of variant `a` minus variant `b` (or `WARM`, the warm start) on `key` ('<split> <mode>'); EM in points, or #Tool; two-way bootstrap."
     def mat(name):
         rs = [res["warmstart"]["eval"][key]] if name == WARM else [r["eval"][key] for r in res["runs"] if r["name"] == name]
         if not rs: raise ValueError(f"no finished run of {name!r}")
         f = (lambda e: np.asarray(e["correct"], float) / e["samples"] * 100) if what == "EM" else (lambda e: np.asarray(e["calls"], float) / e["samples"])
         return np.stack([f(e) for e in rs])
-    A, B = mat(a), mat(b)
+    A, B = mat(a), b_scale * mat(b)
     rng = np.random.default_rng(seed)
     q = A.shape[1]
     d = []
@@ -259,6 +261,124 @@ def verdict_markdown(rows:list[dict]) -> str:
         val = f"{lab}: {r['mean']:+{f}}" if r["a"] is None and False else f"{lab}: {r['mean']:+{f}} [{r['lo']:+{f}}, {r['hi']:+{f}}]"
         if r["a"] is None: val = f"#Tool - 0.5: {r['mean']:+.2f}"
         t.append(f"| {r['claim']} | {r['key']} | {val} | **{r['verdict']}** |")
+    return "\n".join(t)
+
+# %% ../nbs/40_repro.ipynb #23afa787
+DIAG_KEYS = ("front1_wrong", "mixed", "n_opt_zero", "adv_correct_call", "adv_correct_direct", "adv_wrong_direct")
+
+def default_issue10_path() -> Path:
+    "Issue 10's results (instrumented runs, one warm start): `$PARETOPO_REPRO_ISSUE10`, else `results/repro_issue10.json`."
+    env = os.environ.get("PARETOPO_REPRO_ISSUE10")
+    return Path(env) if env else default_results_path().with_name("repro_issue10.json")
+
+def diag_runs(*results:dict) -> dict:
+    "{variant: [runs with diagnostics]} over several results dicts (the first file that has a variant's diagnostics wins)."
+    out = {}
+    for res in results:
+        got = {}
+        for r in res["runs"]:
+            if any(k.startswith("diag ") for k in r["history"]): got.setdefault(r["name"], []).append(r)
+        for k, v in got.items(): out.setdefault(k, v)
+    return out
+
+def diag_curve(runs:list, *, split:str, key:str, smooth:int=5) -> tuple:
+    "(steps, mean over seeds of diagnostic `key` on `split`, smoothed over `smooth` steps; NaN where undefined)."
+    if key not in DIAG_KEYS: raise ValueError(f"unknown diagnostic {key!r}; allowed: {', '.join(DIAG_KEYS)}")
+    hs = [r["history"][f"diag {split} {key}"] for r in runs]
+    L = min(map(len, hs))
+    A = np.array([[np.nan if v is None else v for v in h[:L]] for h in hs], float)
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        y = np.nanmean(A, 0)
+    if smooth > 1 and L >= smooth:
+        k, ok = np.ones(smooth), np.isfinite(y)
+        num, den = np.convolve(np.where(ok, y, 0), k, "same"), np.convolve(ok.astype(float), k, "same")
+        y = np.where(den > 0, num / np.maximum(den, 1e-9), np.nan)
+    return np.arange(1, L + 1), y
+
+def diag_stage_means(runs:list, *, split:str, cut:int) -> dict:
+    "{key: (mean over steps < cut, mean over steps >= cut)} of every diagnostic (seed-averaged, unsmoothed)."
+    out = {}
+    for key in DIAG_KEYS:
+        x, y = diag_curve(runs, split=split, key=key, smooth=1)
+        a, b = y[x <= cut], y[x > cut]
+        out[key] = tuple(float(np.nanmean(v)) if np.isfinite(v).any() else math.nan for v in (a, b))
+    return out
+
+def n_opt_zero_share(runs:list, *, split:str) -> tuple:
+    "(steps, share of the split's facts with N_opt = 0 among those defined, mean over seeds) from the N_opt snapshots."
+    snaps = [r["history"]["n_opt_snapshots"] for r in runs]
+    L = min(map(len, snaps))
+    steps = np.array([s["step"] for s in snaps[0][:L]])
+    v = np.array([[np.mean([x == 0 for x in s[split] if x is not None]) if any(x is not None for x in s[split]) else np.nan
+                   for s in sn[:L]] for sn in snaps], float)
+    return steps, np.nanmean(v, 0)
+
+# %% ../nbs/40_repro.ipynb #638456c3
+def diag_figure(DR:dict, *, cut:int=40, split:str="unknown"):
+    "Plotly figure: N_opt = 0 share, first-front-wrong share, and the correct-call minus wrong-direct advantage gap on `split`."
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+    import plotly.express as px
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[f"{split}: share N_opt = 0", f"{split}: front 1 holds a wrong answer",
+                                                         f"{split}: adv(correct call) - adv(wrong direct)"])
+    cols = px.colors.qualitative.Dark24
+    for i, (name, runs) in enumerate(DR.items()):
+        kw = dict(name=f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})", legendgroup=name, line=dict(color=cols[i % len(cols)]))
+        x, y = n_opt_zero_share(runs, split=split)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", showlegend=True, **kw), row=1, col=1)
+        x, y = diag_curve(runs, split=split, key="front1_wrong")
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", showlegend=False, **kw), row=1, col=2)
+        x, a = diag_curve(runs, split=split, key="adv_correct_call"); _, b = diag_curve(runs, split=split, key="adv_wrong_direct")
+        fig.add_trace(go.Scatter(x=x, y=a - b, mode="lines", showlegend=False, **kw), row=1, col=3)
+    for j in (1, 2, 3):
+        fig.add_vline(x=cut, line_dash="dot", line_color="grey", row=1, col=j); fig.update_xaxes(title_text="step", row=1, col=j)
+    fig.update_layout(height=380, margin=dict(t=40, b=40, l=40, r=10), legend=dict(font=dict(size=10)))
+    return fig
+
+# %% ../nbs/40_repro.ipynb #724b6385
+ISSUE10_BASELINES = ("grpo", "fixed_weight", "paretopo", "paretopo gate=correct")
+ISSUE10_VARIANTS = ("paretopo n_opt=evidence", "paretopo dominance=correct_first", "paretopo evidence+correct_first",
+                    "paretopo optimistic+correct_first", "paretopo n_opt=optimistic")
+
+# %% ../nbs/40_repro.ipynb #42fe2c28
+def goal_verdicts(res:dict, variants, *, mode:str="T=1", n_boot:int=2000) -> list[dict]:
+    "Issue 10's goal per variant: rows {variant, criterion, mean, lo, hi, verdict} and one 'goal' row per variant."
+    names = {r["name"] for r in res["runs"]}
+    if not {"grpo", "fixed_weight"} <= names: raise ValueError("the goal is stated against grpo and fixed_weight: both need runs")
+    out = []
+    for v in [x for x in variants if x in names]:
+        rows = []
+        m, lo, hi = diff_ci(res, v, "grpo", f"known {mode}", what="#Tool", n_boot=n_boot, b_scale=0.5)
+        rows.append(dict(criterion="known #Tool - 0.5 x grpo's (<= 0)", mean=m, lo=lo, hi=hi, point=m <= 0,
+                         verdict="held" if hi <= 0 else "not held" if lo > 0 else "not shown"))
+        for s in ("unknown", "hard"):
+            m, lo, hi = diff_ci(res, v, "grpo", f"{s} {mode}", n_boot=n_boot)
+            rows.append(dict(criterion=f"{s} EM - grpo's (> -1)", mean=m, lo=lo, hi=hi, point=m > -1,
+                             verdict="held" if lo > -1 else "not held" if hi <= -1 else "not shown"))
+        worse, better, parts = False, False, []
+        for s in SPLIT_ORDER:
+            for what, sign in (("EM", +1), ("#Tool", -1)):
+                m, lo, hi = diff_ci(res, v, "fixed_weight", f"{s} {mode}", what=what, n_boot=n_boot)
+                worse |= sign * m < 0 or (sign * lo < 0 and sign * hi < 0)
+                better |= sign * lo > 0 and sign * hi > 0
+                parts.append(f"{s} {what} {m:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+        pm = [sign * diff_ci(res, v, "fixed_weight", f"{s} {mode}", what=what, n_boot=1)[0] for s in SPLIT_ORDER for what, sign in (("EM", 1), ("#Tool", -1))]
+        rows.append(dict(criterion="dominates fixed_weight", mean=math.nan, lo=math.nan, hi=math.nan, detail="; ".join(parts),
+                         point=min(pm) >= 0 and max(pm) > 0,
+                         verdict="held" if (not worse and better) else "not shown" if not worse else "not held"))
+        for r in rows: r["variant"] = v
+        rows.append(dict(variant=v, criterion="goal", mean=math.nan, lo=math.nan, hi=math.nan, point=all(r["point"] for r in rows),
+                         verdict="held" if all(r["verdict"] == "held" for r in rows) else "not held"))
+        out += rows
+    return out
+
+def goal_markdown(rows:list[dict]) -> str:
+    "The goal rows as a markdown table."
+    t = ["| variant | criterion | measured [95% CI] | verdict (interval) | point estimate meets it |", "|---|---|---|---|---|"]
+    for r in rows:
+        val = r.get("detail") or ("" if math.isnan(r["mean"]) else f"{r['mean']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}]")
+        t.append(f"| {r['variant']} | {r['criterion']} | {val} | **{r['verdict']}** | {'yes' if r['point'] else 'no'} |")
     return "\n".join(t)
 
 # %% ../nbs/40_repro.ipynb #e9e69aad
