@@ -286,13 +286,16 @@ class ParetoPOState:
 
 # %% ../nbs/05_advantages.ipynb #77e46d68
 def _scorer(self:ParetoPOState, qid):
-    "Callable raw[m, d] -> R[m, k] for question `qid` under its current N_opt (and L_opt)."
+    "Callable raw[m, d] -> R[m, k] for question `qid` under its N_opt (and L_opt) as they are now."
     c = self.config
+    n_opt, l_opt = self.n_opt.get(qid), (self.l_opt.get(qid) if self.k == 3 else None)  # snapshot: score and key agree
     def score(raw):
         raw = np.asarray(raw, dtype=float).reshape(-1, 3 if self.k == 3 else 2)
-        return objective_matrix(raw[:, 0], raw[:, 1], self.n_opt.get(qid), alpha=c["alpha"], gate=c["tool_reward_gate"],
-                                n_tokens=raw[:, 2] if self.k == 3 else None, l_opt=self.l_opt.get(qid) if self.k == 3 else None,
+        return objective_matrix(raw[:, 0], raw[:, 1], n_opt, alpha=c["alpha"], gate=c["tool_reward_gate"],
+                                n_tokens=raw[:, 2] if self.k == 3 else None, l_opt=l_opt,
                                 alpha_len=c["alpha_len"], len_scale=c["len_scale"], correct_at=c["correct_at"])
+    # the archive rescores its stored rows only when this key changes (N_opt or L_opt moved); otherwise it scores new rows only
+    score.cache_key = (n_opt, l_opt)
     return score
 ParetoPOState._scorer = _scorer
 
