@@ -27,7 +27,10 @@ CHILD = textwrap.dedent('''
     model, tok = load_model("smollm2", backend="hf", lora=what != "load", lora_r=16, gradient_checkpointing=what == "ckpt")
     out = dict(what=what, B=B, L=L, rss_import_mb=r0, rss_loaded_mb=rss(),
                params=sum(p.numel() for p in model.parameters()),
-               trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
+               trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+               param_mb=sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20)
+    with torch.no_grad(): model(input_ids=torch.tensor([[1, 2]]))  # weights may be memory-mapped: touch them all first
+    out["rss_touched_mb"] = rss()
     if what in ("train", "ckpt"):
         model.train()
         x = torch.randint(100, 40000, (B, L))
@@ -51,9 +54,9 @@ CHILD = textwrap.dedent('''
         x = torch.randint(100, 40000, (B, L))
         with torch.no_grad():
             t = time.perf_counter()
-            model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=32, min_new_tokens=32, do_sample=False)
+            model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=16, min_new_tokens=16, do_sample=False)
             total = time.perf_counter() - t
-        out.update(decode_total_s=total, blocks_s=times["blocks"], lm_head_s=times["lm_head"], new_tokens=32)
+        out.update(decode_total_s=total, blocks_s=times["blocks"], lm_head_s=times["lm_head"], new_tokens=16)
     print(json.dumps(out))
 ''')
 
@@ -61,7 +64,7 @@ CHILD = textwrap.dedent('''
 def main(argv=None):
     p = argparse.ArgumentParser(); p.add_argument("--out", default=str(ROOT / "results" / "real_model_footprint.json"))
     a = p.parse_args(argv)
-    runs = [("load", 1, 1), ("train", 2, 256), ("ckpt", 2, 256), ("decode", 8, 64)]
+    runs = [("load", 1, 1), ("train", 1, 128), ("ckpt", 1, 128), ("decode", 4, 32)]
     res = dict(command="OMP_NUM_THREADS=1 python bench/real_model_footprint.py", runs=[])
     for what, B, L in runs:
         r = subprocess.run([sys.executable, "-c", CHILD, what, str(B), str(L)], capture_output=True, text=True, cwd=ROOT)
