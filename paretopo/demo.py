@@ -173,11 +173,6 @@ def _resolve_path(base, p):
     from paretopo.recipe import resolve_path
     return None if p is None else resolve_path(base, p)
 
-def _model_ref(base, p):
-    "A recipe's model name: a path (starts with . / ~ $, or exists next to the recipe) resolved against the recipe's directory; a hub id or alias as is."
-    s = os.path.expandvars(str(p))
-    return _resolve(base, p) if str(p).startswith((".", "/", "~", "$")) or Path(base, s).exists() else s
-
 def recipe_task_and_tool(recipe:dict, cfg=None # a ParetoPOConfig: its sandbox_* fields are the sandbox defaults
                         ):
     "`(examples, tool, closer)` for a recipe's task and tool; call `closer()` when done (sandbox)."
