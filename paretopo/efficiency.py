@@ -149,13 +149,7 @@ class EvidenceNOptTracker:
         ok = (s >= 1) & (b >= lo.max() - self.margin - 1e-12)
         return float(cs[int(np.flatnonzero(ok)[0])])
 
-    def get(self, qid) -> float:
-        "N_opt of one question, NaN while undefined."
-        return self._best.get(str(qid), math.nan)
-
-    def lookup(self, qids) -> np.ndarray:
-        "N_opt per row, NaN where undefined."
-        return np.array([self.get(q) for q in qids], dtype=float)
+    get, lookup = NOptTracker.get, NOptTracker.lookup  # same read-out of `_best` as the paper's tracker
 
     def counts(self, qid) -> dict:
         "`{calls: (successes, trials)}` of one question (a copy)."
